@@ -1,0 +1,1 @@
+"""Encoder implementations shipped with mlxbert-core."""
