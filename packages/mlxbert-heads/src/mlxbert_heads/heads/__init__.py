@@ -1,0 +1,20 @@
+"""The built-in task heads (importing this package registers them)."""
+
+from ._base import TaskHead
+from .binary import BinaryClassificationHead
+from .multiclass import MulticlassClassificationHead
+from .multilabel import MultilabelClassificationHead
+from .ordinal import OrdinalRegressionHead, cumulative_probabilities
+from .regression import RegressionHead
+from .timeseries import TimeSeriesRegressionHead
+
+__all__ = [
+    "BinaryClassificationHead",
+    "MulticlassClassificationHead",
+    "MultilabelClassificationHead",
+    "OrdinalRegressionHead",
+    "RegressionHead",
+    "TaskHead",
+    "TimeSeriesRegressionHead",
+    "cumulative_probabilities",
+]

@@ -1,0 +1,145 @@
+"""Shared machinery of every task head: an optional MLP body, input checks, config I/O."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+ACTIVATIONS = {"gelu": nn.gelu, "relu": nn.relu, "tanh": mx.tanh, "silu": nn.silu}
+
+
+def to_mx(values: Any, name: str = "targets") -> mx.array:
+    """numpy arrays, lists and mlx arrays to an mlx array, refusing NaN/inf."""
+    array = values if isinstance(values, mx.array) else mx.array(np.asarray(values))
+    if mx.issubdtype(array.dtype, mx.floating) and not mx.all(mx.isfinite(array)).item():
+        raise ValueError(f"{name} contain NaN or infinite values")
+    return array
+
+
+def to_numpy(values: Any) -> np.ndarray:
+    """mlx (any float dtype, bfloat16 included) or numpy to a float64 numpy array."""
+    if isinstance(values, mx.array):
+        values = np.array(values.astype(mx.float32))
+    return np.asarray(values, dtype=np.float64)
+
+
+def labels_to_numpy(values: Any) -> np.ndarray:
+    if isinstance(values, mx.array):
+        values = np.array(values)
+    return np.asarray(values)
+
+
+class TaskHead(nn.Module):
+    """Base class: ``features`` (batch, hidden_size) -> optional MLP body -> output layer.
+
+    Subclasses set ``task`` (via ``@register_head``), call ``super().__init__`` with their
+    output width, and implement ``__call__``, ``loss``, ``predict`` and ``metrics``. The
+    weights are ordinary mlx parameters (``head.parameters()``, ``head.save_weights``);
+    fitted state (temperature, thresholds, target scaling) lives in plain attributes that
+    ``get_config`` / ``from_config`` carry.
+    """
+
+    task: ClassVar[str] = ""
+    extra_inputs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        hidden_size: int,
+        output_size: int,
+        *,
+        hidden_dims: Sequence[int] = (),
+        dropout: float = 0.0,
+        activation: str = "gelu",
+    ):
+        super().__init__()
+        if not isinstance(hidden_size, (int, np.integer)) or hidden_size < 1:
+            raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
+        dims = [int(d) for d in hidden_dims]
+        if any(d < 1 for d in dims):
+            raise ValueError(f"hidden_dims must be positive integers, got {list(hidden_dims)}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {activation!r}; choose one of {list(ACTIVATIONS)}"
+            )
+        self.hidden_size = int(hidden_size)
+        self._body_config = {
+            "hidden_size": int(hidden_size),
+            "hidden_dims": dims,
+            "dropout": float(dropout),
+            "activation": activation,
+        }
+        self._activation = ACTIVATIONS[activation]
+        sizes = [self.hidden_size, *dims]
+        self.layers = [nn.Linear(a, b) for a, b in itertools.pairwise(sizes)]
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(sizes[-1], output_size)
+
+    # -- forward helpers -------------------------------------------------------------------
+    def features(self, x: mx.array) -> mx.array:
+        """Validate (batch, hidden_size) features and run the MLP body (before the output)."""
+        if not isinstance(x, mx.array):
+            x = mx.array(np.asarray(x, dtype=np.float32))
+        if x.ndim != 2 or x.shape[1] != self.hidden_size:
+            raise ValueError(
+                f"{type(self).__name__} expects features of shape (batch, {self.hidden_size}), "
+                f"got {tuple(x.shape)}; pool token states first (see TaskModel / Pooler)"
+            )
+        for layer in self.layers:
+            x = self.dropout(self._activation(layer(x)))
+        return x
+
+    def _check_batch(self, outputs: mx.array, targets: mx.array) -> None:
+        if targets.ndim == 0 or targets.shape[0] != outputs.shape[0]:
+            raise ValueError(
+                f"targets have shape {tuple(targets.shape)} but the batch has {outputs.shape[0]} "
+                "samples"
+            )
+
+    # -- configuration ---------------------------------------------------------------------
+    def _head_config(self) -> dict[str, Any]:
+        """Constructor arguments specific to the subclass (JSON-serialisable)."""
+        return {}
+
+    def _fitted_state(self) -> dict[str, Any]:
+        """State learned after training (calibration, thresholds, scaling)."""
+        return {}
+
+    def _load_fitted_state(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ValueError(f"{type(self).__name__} has no fitted state, got {sorted(state)}")
+
+    def get_config(self) -> dict[str, Any]:
+        """Everything needed to rebuild this head (except the weights), JSON-serialisable."""
+        return {
+            "task": self.task,
+            **self._body_config,
+            **self._head_config(),
+            "fitted": self._fitted_state(),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]):
+        """Rebuild a head from :meth:`get_config` (load the weights separately)."""
+        config = dict(config)
+        task = config.pop("task", cls.task)
+        if task != cls.task:
+            raise ValueError(f"config is for task {task!r}, not {cls.task!r} ({cls.__name__})")
+        fitted = config.pop("fitted", {}) or {}
+        head = cls(**config)
+        head._load_fitted_state(fitted)
+        return head
+
+
+def finite_float(value: Any, name: str) -> float:
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
