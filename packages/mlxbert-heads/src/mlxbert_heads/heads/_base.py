@@ -14,10 +14,26 @@ import numpy as np
 ACTIVATIONS = {"gelu": nn.gelu, "relu": nn.relu, "tanh": mx.tanh, "silu": nn.silu}
 
 
+def any_true(condition: mx.array) -> bool:
+    """Whether any element of a boolean array is true, for input checks.
+
+    Inside ``mx.compile`` (or vmap) array values are not available and evaluating them raises;
+    the checks then pass, since they already ran on the concrete data outside the compiled
+    step (eagerly, or on the first batch of a training loop that validates its data). This keeps
+    losses usable in compiled training steps without giving up the checks in eager use.
+    """
+    try:
+        return bool(mx.any(condition).item())
+    except ValueError as exc:
+        if "function transformations" in str(exc):
+            return False
+        raise
+
+
 def to_mx(values: Any, name: str = "targets") -> mx.array:
     """numpy arrays, lists and mlx arrays to an mlx array, refusing NaN/inf."""
     array = values if isinstance(values, mx.array) else mx.array(np.asarray(values))
-    if mx.issubdtype(array.dtype, mx.floating) and not mx.all(mx.isfinite(array)).item():
+    if mx.issubdtype(array.dtype, mx.floating) and any_true(~mx.isfinite(array)):
         raise ValueError(f"{name} contain NaN or infinite values")
     return array
 

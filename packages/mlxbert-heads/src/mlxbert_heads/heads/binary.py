@@ -12,7 +12,7 @@ from .. import metrics as M
 from ..calibration import choose_threshold, fit_temperature
 from ..losses import binary_cross_entropy, binary_focal_loss, check_reduction
 from ..registry import register_head
-from ._base import TaskHead, finite_float, labels_to_numpy, to_mx, to_numpy
+from ._base import TaskHead, any_true, finite_float, labels_to_numpy, to_mx, to_numpy
 
 BINARY_LOSSES = ("bce", "focal")
 
@@ -84,7 +84,7 @@ class BinaryClassificationHead(TaskHead):
                 f"binary targets must have shape (batch,) with values in [0, 1], got "
                 f"{tuple(targets.shape)}"
             )
-        if mx.any((targets < 0) | (targets > 1)).item():
+        if any_true((targets < 0) | (targets > 1)):
             raise ValueError("binary targets must lie in [0, 1] (0/1 labels or soft labels)")
         return targets.astype(outputs.dtype)
 

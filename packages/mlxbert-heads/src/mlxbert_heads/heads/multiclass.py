@@ -12,7 +12,7 @@ from .. import metrics as M
 from ..calibration import fit_temperature
 from ..losses import check_reduction, cross_entropy, multiclass_focal_loss
 from ..registry import register_head
-from ._base import TaskHead, finite_float, labels_to_numpy, to_mx, to_numpy
+from ._base import TaskHead, any_true, finite_float, labels_to_numpy, to_mx, to_numpy
 
 MULTICLASS_LOSSES = ("ce", "focal")
 
@@ -81,12 +81,9 @@ class MulticlassClassificationHead(TaskHead):
                 f"multiclass targets must be class indices of shape (batch,), got "
                 f"{tuple(targets.shape)} (one-hot targets: pass argmax)"
             )
-        if (
-            mx.issubdtype(targets.dtype, mx.floating)
-            and not mx.all(targets == mx.round(targets)).item()
-        ):
+        if mx.issubdtype(targets.dtype, mx.floating) and any_true(targets != mx.round(targets)):
             raise ValueError("multiclass targets must be integer class indices")
-        if mx.any((targets < 0) | (targets >= self.num_classes)).item():
+        if any_true((targets < 0) | (targets >= self.num_classes)):
             raise ValueError(f"class indices must lie in [0, {self.num_classes - 1}]")
         return targets.astype(mx.int32)
 

@@ -12,7 +12,7 @@ from .. import metrics as M
 from ..calibration import choose_threshold
 from ..losses import binary_cross_entropy, binary_focal_loss, check_reduction
 from ..registry import register_head
-from ._base import TaskHead, labels_to_numpy, to_mx, to_numpy
+from ._base import TaskHead, any_true, labels_to_numpy, to_mx, to_numpy
 from .binary import sigmoid
 
 MULTILABEL_LOSSES = ("bce", "focal")
@@ -87,7 +87,7 @@ class MultilabelClassificationHead(TaskHead):
                 f"multilabel targets must be a 0/1 matrix of shape {tuple(outputs.shape)} "
                 f"(batch, num_labels), got {tuple(targets.shape)}"
             )
-        if mx.any((targets < 0) | (targets > 1)).item():
+        if any_true((targets < 0) | (targets > 1)):
             raise ValueError(
                 "multilabel targets must lie in [0, 1] (0/1 indicators or soft labels)"
             )

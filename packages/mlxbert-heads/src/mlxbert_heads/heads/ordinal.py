@@ -21,7 +21,7 @@ import numpy as np
 from .. import metrics as M
 from ..losses import _reduce, check_reduction
 from ..registry import register_head
-from ._base import TaskHead, labels_to_numpy, to_mx, to_numpy
+from ._base import TaskHead, any_true, labels_to_numpy, to_mx, to_numpy
 
 ORDINAL_PREDICTIONS = ("argmax", "expected", "median")
 
@@ -103,12 +103,9 @@ class OrdinalRegressionHead(TaskHead):
             raise ValueError(
                 f"ordinal targets must have shape (batch,), got {tuple(targets.shape)}"
             )
-        if (
-            mx.issubdtype(targets.dtype, mx.floating)
-            and not mx.all(targets == mx.round(targets)).item()
-        ):
+        if mx.issubdtype(targets.dtype, mx.floating) and any_true(targets != mx.round(targets)):
             raise ValueError("ordinal targets must be integer class indices")
-        if mx.any((targets < 0) | (targets >= self.num_classes)).item():
+        if any_true((targets < 0) | (targets >= self.num_classes)):
             raise ValueError(f"ordinal targets must lie in [0, {self.num_classes - 1}]")
         return targets.astype(mx.int32)
 
