@@ -1,0 +1,172 @@
+"""Batched inference and GLUE evaluation of a saved task model, with JSON/Markdown reports."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import load_task
+from .features import encode_examples, pad_id_of
+from .metrics import compute_metrics, predictions_from_logits, task_score
+from .submission import write_submission
+from .tasks import get_task
+
+
+def logits_of(output: Any):
+    """The logits array of a task model's output (an array, or an object/dict with logits)."""
+    if hasattr(output, "logits"):
+        return output.logits
+    if isinstance(output, dict) and "logits" in output:
+        return output["logits"]
+    return output
+
+
+def predict_logits(
+    model: Any, features: dict[str, Any], *, batch_size: int = 64, pad_id: int = 0
+) -> np.ndarray:
+    """Float32 logits for every example of ``features``, in the original order.
+
+    Batches are formed by length (longest first, little padding) with the core engine's
+    batch iterator; the model runs in eval mode (no dropout) and is put back in the mode it
+    was in.
+    """
+    import mlx.core as mx
+
+    from mlxbert_core.training import batch_iterator
+
+    batches = batch_iterator(
+        {k: v for k, v in features.items() if k != "labels"},
+        batch_size,
+        shuffle=False,
+        bucket_by_length=True,
+        pad_id=pad_id,
+        return_indices=True,
+    )
+    was_training = getattr(model, "training", False)
+    model.eval()
+    out: np.ndarray | None = None
+    try:
+        for batch in batches:
+            logits = logits_of(
+                model(
+                    batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
+                    token_type_ids=batch["token_type_ids"],
+                )
+            ).astype(mx.float32)
+            values = np.array(logits)
+            if values.ndim == 1:
+                values = values[:, None]
+            if out is None:
+                out = np.zeros((len(features["input_ids"]), *values.shape[1:]), np.float32)
+            out[np.array(batch["example_index"])] = values
+    finally:
+        model.train(was_training)
+    assert out is not None
+    return out
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"# GLUE {result['task']} ({result['split']})",
+        "",
+        f"- model: `{result['model_dir']}`",
+        f"- examples: {result['num_examples']}",
+        f"- time: {result['seconds']:.1f} s ({result['examples_per_second']:.1f} examples/s)",
+        "",
+    ]
+    if result.get("metrics"):
+        lines += ["| metric | value |", "| --- | --- |"]
+        lines += [f"| {k} | {100 * v:.2f} |" for k, v in result["metrics"].items()]
+        lines += [f"| **score** | **{100 * result['score']:.2f}** |", ""]
+    for path in result.get("submission_files", []):
+        lines.append(f"- predictions: `{path}`")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(result: dict[str, Any], report: str | Path) -> tuple[Path, Path]:
+    """Write ``report`` (JSON) and the same name with ``.md`` (Markdown)."""
+    json_path = Path(report)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    md_path = json_path.with_suffix(".md")
+    md_path.write_text(_markdown(result), encoding="utf-8")
+    return json_path, md_path
+
+
+def evaluate(
+    model_dir: str | Path,
+    task: str,
+    data_dir: str | Path,
+    split: str = "dev",
+    report: str | Path | None = None,
+    *,
+    batch_size: int = 64,
+    max_samples: int | None = None,
+    submission_dir: str | Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate a saved task model on a GLUE split.
+
+    Labeled splits (``dev``) give the task's metrics and GLUE score; MNLI's ``dev`` covers
+    matched and mismatched (``accuracy_m``/``accuracy_mm``). Unlabeled splits (``test``)
+    write GLUE submission files (``CoLA.tsv`` …) into ``submission_dir`` (default: next to
+    the report, else the model folder). ``report`` names a JSON file; a Markdown twin is
+    written next to it.
+    """
+    from .model_io import load_task_model
+
+    t = get_task(task)
+    started = time.perf_counter()
+    model, tokenizer, info = load_task_model(model_dir)
+    saved_task = info.get("task")
+    if info.get("num_labels") not in (None, t.num_labels):
+        raise ValueError(
+            f"{model_dir} was trained for {saved_task!r} with {info.get('num_labels')} "
+            f"outputs; GLUE {t.name} needs {t.num_labels}"
+        )
+    max_length = int(info.get("max_length") or 128)
+    pad_id = pad_id_of(tokenizer)
+
+    metrics: dict[str, float] = {}
+    files: list[str] = []
+    total = 0
+    for part in t.eval_splits(split):
+        examples = load_task(t, data_dir, part).subset(max_samples)
+        total += len(examples)
+        features = encode_examples(tokenizer, examples, max_length=max_length)
+        logits = predict_logits(model, features, batch_size=batch_size, pad_id=pad_id)
+        if t.is_regression and hasattr(model.head, "predict"):
+            predictions = np.asarray(model.head.predict(logits), dtype=np.float64)
+        else:
+            predictions = predictions_from_logits(t, logits)
+        if examples.labels is None:
+            out_dir = submission_dir or (Path(report).parent if report else Path(model_dir))
+            files.append(str(write_submission(t, examples.ids, predictions, out_dir, part)))
+            continue
+        part_metrics = compute_metrics(t, predictions, examples.labels)
+        if t.name == "mnli" and split == "dev":
+            suffix = "_m" if part == "dev" else "_mm"
+            part_metrics = {f"{k}{suffix}": v for k, v in part_metrics.items()}
+        metrics.update(part_metrics)
+
+    seconds = time.perf_counter() - started
+    result: dict[str, Any] = {
+        "task": t.name,
+        "split": split,
+        "model_dir": str(model_dir),
+        "num_examples": total,
+        "metrics": metrics,
+        "score": task_score(t, metrics) if metrics else None,
+        "seconds": seconds,
+        "examples_per_second": total / seconds if seconds > 0 else 0.0,
+    }
+    if files:
+        result["submission_files"] = files
+    if report is not None:
+        write_reports(result, report)
+    return result
