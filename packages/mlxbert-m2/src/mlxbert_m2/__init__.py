@@ -1,5 +1,52 @@
-"""M2-BERT (Monarch Mixer) encoders and checkpoints on MLX."""
+"""M2-BERT (Monarch Mixer) encoders and checkpoints on MLX.
+
+>>> from mlxbert_m2 import from_pretrained
+>>> model = from_pretrained("m2-bert-80M-2k-retrieval")       # doctest: +SKIP
+"""
+
+import mlxbert_core  # noqa: F401  (first: it sets up the fast BLAS before mlx loads)
+
+from .checkpoints import read_checkpoint, sanitize
+from .config import M2BertConfig
+from .hub import PRESETS, TOKENIZER, M2Preset, from_pretrained, load_tokenizer
+from .loading import build_model, expand_positions, load_checkpoint_into, load_weights_strict
+from .mixer import HyenaFilter, MonarchMixerSequenceMixing, fft_long_conv
+from .mlp import BlockdiagLinear, GatedLinearUnitMLP
+from .model import (
+    M2BertForMaskedLM,
+    M2BertForSequenceClassification,
+    M2BertModel,
+    M2SequenceClassifierOutput,
+    plant_sequence_tokens,
+)
+from .training import is_filter_parameter, make_optimizer
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "PRESETS",
+    "TOKENIZER",
+    "BlockdiagLinear",
+    "GatedLinearUnitMLP",
+    "HyenaFilter",
+    "M2BertConfig",
+    "M2BertForMaskedLM",
+    "M2BertForSequenceClassification",
+    "M2BertModel",
+    "M2Preset",
+    "M2SequenceClassifierOutput",
+    "MonarchMixerSequenceMixing",
+    "__version__",
+    "build_model",
+    "expand_positions",
+    "fft_long_conv",
+    "from_pretrained",
+    "is_filter_parameter",
+    "load_checkpoint_into",
+    "load_tokenizer",
+    "load_weights_strict",
+    "make_optimizer",
+    "plant_sequence_tokens",
+    "read_checkpoint",
+    "sanitize",
+]

@@ -1,0 +1,298 @@
+"""M2-BERT forward throughput vs a BERT-base-sized Transformer, in the same run.
+
+Tokens per millisecond of a forward pass (last_hidden_state) at long sequence lengths for:
+
+* ``m2-80M``: mlxbert-m2's M2-BERT at the 80M size (12 layers, hidden 768, Monarch GLU MLP,
+  bidirectional + residual Hyena long convolutions), random weights, max length = L,
+  optionally wrapped in ``mx.compile``;
+* ``mlx-bert-base``: mlxbert-core's ``BertModel`` (12 layers, hidden 768, 12 heads);
+* ``torch-bert-base``: transformers' ``BertModel`` with SDPA attention under
+  ``torch.inference_mode()``, ``max_position_embeddings`` extended to L (skipped with a
+  message when torch / transformers are not importable).
+
+Every model gets the same batch of random token ids (no padding) at each length; the ratios
+printed are M2 over each baseline.
+
+    python tools/bench/m2.py --device gpu --json m2-gpu.json
+    python tools/bench/m2.py --device cpu --lengths 512 1024 --batch 1 --json m2-cpu.json
+
+Needs mlxbert-core and mlxbert-m2 importable (installed, or
+``PYTHONPATH=packages/mlxbert-core/src:packages/mlxbert-m2/src``).
+"""
+
+from __future__ import annotations
+
+# mlxbert_core must be imported before mlx.core: on Linux it preloads OpenBLAS for MLX's CPU
+# matmuls, which only works while mlx.core is not yet loaded.
+import mlxbert_core  # noqa: F401  isort: skip
+
+import argparse
+import gc
+import json
+import platform
+import statistics
+import sys
+import time
+from functools import partial
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+
+from mlxbert_core.models.bert import BertModel, BertModelArgs
+from mlxbert_m2 import PRESETS, build_model
+
+VOCAB = 30522
+#: Batch per length: about the same number of tokens per call up to 2k, fewer beyond (the
+#: Transformer's attention memory grows with L^2 per sequence).
+DEFAULT_BATCH = {
+    "gpu": {512: 32, 1024: 16, 2048: 8, 4096: 4, 8192: 2},
+    "cpu": {512: 2, 1024: 1, 2048: 1, 4096: 1, 8192: 1},
+}
+DEFAULT_LENGTHS = {"gpu": [512, 2048, 4096, 8192], "cpu": [512, 1024]}
+DEFAULT_DTYPES = {"gpu": "bfloat16,float32", "cpu": "float32"}
+
+
+def batch_for(device: str, length: int, override: int | None) -> int:
+    if override:
+        return override
+    table = DEFAULT_BATCH[device]
+    fitting = [b for n, b in sorted(table.items()) if n >= length]
+    return fitting[0] if fitting else 1
+
+
+def time_it(step, warmup: int, iters: int, min_seconds: float) -> float:
+    """Median seconds per call of ``step`` (which must block until its work is done)."""
+    for _ in range(warmup):
+        step()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < iters or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 10 * iters:
+            break
+    return statistics.median(times)
+
+
+def bert_base_config(length: int) -> dict[str, Any]:
+    return {
+        "model_type": "bert",
+        "vocab_size": VOCAB,
+        "hidden_size": 768,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "intermediate_size": 3072,
+        "hidden_act": "gelu",
+        "max_position_embeddings": length,
+    }
+
+
+def m2_config(length: int) -> dict[str, Any]:
+    config = dict(PRESETS["m2-bert-80M-2k-retrieval"].config)
+    config.update(max_position_embeddings=length, long_conv_l_max=length)
+    return config
+
+
+# ---------------------------------------------------------------------------------------------
+# MLX side
+# ---------------------------------------------------------------------------------------------
+
+
+def mlx_m2_runner(length: int, dtype: str, compile_: bool):
+    model = build_model(m2_config(length), "encoder")
+    model.eval()
+    model.set_dtype(getattr(mx, dtype))
+    mx.eval(model.parameters())
+
+    def forward(ids: mx.array) -> mx.array:
+        return model(ids).last_hidden_state
+
+    fn = mx.compile(forward) if compile_ else forward
+
+    def make(ids: np.ndarray):
+        ids_mx = mx.array(ids)
+        mx.eval(ids_mx)
+        return lambda: mx.eval(fn(ids_mx))
+
+    return make
+
+
+def mlx_bert_runner(length: int, dtype: str, compile_: bool):
+    model = BertModel(BertModelArgs.from_dict(bert_base_config(length)))
+    model.eval()
+    model.set_dtype(getattr(mx, dtype))
+    mx.eval(model.parameters())
+
+    def make(ids: np.ndarray):
+        ids_mx, mask = mx.array(ids), mx.ones(ids.shape, dtype=mx.int32)
+        mx.eval(ids_mx, mask)
+        return lambda: mx.eval(model(ids_mx, mask).last_hidden_state)
+
+    return make
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch side
+# ---------------------------------------------------------------------------------------------
+
+
+def torch_available() -> str | None:
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except Exception as exc:  # ImportError, or a broken install
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def torch_bert_runner(length: int, dtype: str, device: str):
+    import torch
+    from transformers import BertConfig
+    from transformers import BertModel as TorchBertModel
+
+    torch_device = "cuda" if device == "gpu" else "cpu"
+    config = bert_base_config(length)
+    cfg = BertConfig(**{k: v for k, v in config.items() if k != "model_type"})
+    cfg._attn_implementation = "sdpa"
+    model = TorchBertModel(cfg, add_pooling_layer=False).eval()
+    model = model.to(device=torch_device, dtype=getattr(torch, dtype))
+
+    def make(ids: np.ndarray):
+        ids_t = torch.from_numpy(ids).to(torch_device)
+        mask_t = torch.ones_like(ids_t)
+
+        def step() -> None:
+            with torch.inference_mode():
+                model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state  # noqa: B018
+            if torch_device == "cuda":
+                torch.cuda.synchronize()
+
+        return step
+
+    return make
+
+
+def release_torch() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def environment(device: str, torch_reason: str | None) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "mlx": mx.__version__,
+        "mlx_device": str(mx.default_device()),
+    }
+    try:
+        from mlxbert_core import runtime
+
+        env["mlxbert_runtime"] = runtime.runtime_info()
+    except Exception as exc:  # informative only
+        env["mlxbert_runtime"] = f"unavailable: {exc}"
+    if torch_reason is None:
+        import torch
+        import transformers
+
+        env["torch"] = torch.__version__
+        env["transformers"] = transformers.__version__
+        env["torch_threads"] = torch.get_num_threads()
+        if device == "gpu" and torch.cuda.is_available():
+            env["gpu"] = torch.cuda.get_device_name(0)
+    else:
+        env["torch"] = f"not available ({torch_reason})"
+    return env
+
+
+def measure(name: str, make_runner, ids: np.ndarray, args) -> dict[str, Any]:
+    batch, length = ids.shape
+    try:
+        step = make_runner()(ids)
+        seconds = time_it(step, args.warmup, args.iters, args.min_seconds)
+    except Exception as exc:  # out of memory at long lengths, typically
+        print(f"  {name:16s} failed: {type(exc).__name__}: {str(exc)[:200]}", flush=True)
+        return {"model": name, "error": f"{type(exc).__name__}: {exc}"[:500]}
+    finally:
+        gc.collect()
+        if hasattr(mx, "clear_cache"):
+            mx.clear_cache()
+    tok_per_ms = batch * length / (seconds * 1e3)
+    print(f"  {name:16s} {seconds * 1e3:10.2f} ms/call  {tok_per_ms:10.2f} tokens/ms", flush=True)
+    return {"model": name, "ms_per_call": seconds * 1e3, "tokens_per_ms": tok_per_ms}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--lengths", type=int, nargs="+", default=None)
+    parser.add_argument("--batch", type=int, default=None, help="batch for every length")
+    parser.add_argument("--dtypes", default=None, help="comma list: float32,bfloat16,float16")
+    parser.add_argument("--no-compile", action="store_true", help="run M2 without mx.compile")
+    parser.add_argument("--no-mlx-bert", action="store_true", help="skip mlxbert-core's BERT")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="min timed s per cell")
+    parser.add_argument("--json", dest="json_out", default=None, help="write results here")
+    args = parser.parse_args(argv)
+
+    mx.set_default_device(mx.gpu if args.device == "gpu" else mx.cpu)
+    lengths = args.lengths or DEFAULT_LENGTHS[args.device]
+    dtypes = (args.dtypes or DEFAULT_DTYPES[args.device]).split(",")
+    torch_reason = "disabled by --no-torch" if args.no_torch else torch_available()
+    if torch_reason:
+        print(f"PyTorch reference skipped: {torch_reason}", file=sys.stderr)
+    env = environment(args.device, torch_reason)
+    print(json.dumps(env, indent=1, default=str))
+
+    rng = np.random.default_rng(0)
+    results = []
+    for dtype in dtypes:
+        for length in lengths:
+            batch = batch_for(args.device, length, args.batch)
+            ids = rng.integers(1000, VOCAB, size=(batch, length), dtype=np.int64)
+            ids[:, 0] = 101
+            print(f"{dtype} batch {batch} x length {length}", flush=True)
+            cell: dict[str, Any] = {"dtype": dtype, "batch": batch, "length": length}
+            runners = [("m2-80M", partial(mlx_m2_runner, length, dtype, not args.no_compile))]
+            if not args.no_mlx_bert:
+                runners.append(("mlx-bert-base", partial(mlx_bert_runner, length, dtype, False)))
+            if torch_reason is None:
+                runners.append(
+                    ("torch-bert-base", partial(torch_bert_runner, length, dtype, args.device))
+                )
+            runs = [measure(name, factory, ids, args) for name, factory in runners]
+            release_torch()
+            cell["runs"] = runs
+            m2 = runs[0].get("tokens_per_ms")
+            for run in runs[1:]:
+                if m2 and run.get("tokens_per_ms"):
+                    ratio = m2 / run["tokens_per_ms"]
+                    cell[f"m2_over_{run['model']}"] = ratio
+                    print(f"  m2-80M / {run['model']}: {ratio:.2f}x", flush=True)
+            results.append(cell)
+
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as f:
+            json.dump(
+                {"environment": env, "args": vars(args), "results": results},
+                f,
+                indent=1,
+                default=str,
+            )
+        print(f"wrote {args.json_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
