@@ -7,6 +7,8 @@ imports a plugin. An entry point names an :class:`Architecture` object.
 
 from __future__ import annotations
 
+import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -67,26 +69,53 @@ def register_architecture(arch: Architecture, *, overwrite: bool = False) -> Arc
     return arch
 
 
+#: Architectures shipped with core. They are registered directly as well as through entry
+#: points, so they work when the packages are used from source without being installed.
+_BUILTIN = (
+    "mlxbert_core.models.bert:ARCHITECTURE",
+    "mlxbert_core.models.modernbert:ARCHITECTURE",
+    "mlxbert_core.models.neobert:ARCHITECTURE",
+)
+
+#: Extra plugins to register without an installed entry point ("module:attribute", separated
+#: by commas), e.g. ``MLXBERT_PLUGINS=mlxbert_m2.registry:ARCHITECTURE`` for a source checkout.
+PLUGINS_ENV = "MLXBERT_PLUGINS"
+
+
+def _load_object(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    obj = importlib.import_module(module_name.strip())
+    for part in attr.strip().split(".") if attr.strip() else ():
+        obj = getattr(obj, part)
+    return obj
+
+
 def _load_entry_points() -> None:
     global _ENTRY_POINTS_LOADED
     if _ENTRY_POINTS_LOADED:
         return
     _ENTRY_POINTS_LOADED = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _REGISTRY:
+    for spec in _BUILTIN:
+        arch = _load_object(spec)
+        _REGISTRY.setdefault(arch.name, arch)
+    extra = [s for s in os.environ.get(PLUGINS_ENV, "").split(",") if s.strip()]
+    sources = [(spec.strip(), lambda spec=spec: _load_object(spec)) for spec in extra]
+    sources += [(ep.name, ep.load) for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    for name, load in sources:
+        if name in _REGISTRY:
             continue
         try:
-            arch = ep.load()
+            arch = load()
         except Exception as exc:  # a broken plugin must not break the built-in models
             import warnings
 
             warnings.warn(
-                f"mlxbert: could not load architecture plugin {ep.name!r} ({ep.value}): {exc}",
+                f"mlxbert: could not load architecture plugin {name!r}: {exc}",
                 stacklevel=2,
             )
             continue
         if not isinstance(arch, Architecture):
-            raise TypeError(f"entry point {ep.name!r} must name an Architecture, got {type(arch)}")
+            raise TypeError(f"plugin {name!r} must name an Architecture, got {type(arch)}")
         _REGISTRY.setdefault(arch.name, arch)
 
 

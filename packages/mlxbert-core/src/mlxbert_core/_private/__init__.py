@@ -1,0 +1,1 @@
+"""Internals of mlxbert-core; no stable API."""

@@ -1,0 +1,119 @@
+"""Sentence embeddings: tokenize, run the encoder in length-sorted batches, pool, normalise."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+
+from mlxbert_core.pooling import POOLING
+from mlxbert_core.pooling import normalize as l2_normalize
+
+__all__ = ["embed"]
+
+# Show a progress bar by default only when there is enough work to watch.
+_AUTO_PROGRESS_BATCHES = 4
+
+
+def _default_max_length(model: Any, tokenizer: Any) -> int | None:
+    for value in (
+        getattr(tokenizer, "embedding_max_length", None),
+        getattr(tokenizer, "model_max_length", None),
+        getattr(getattr(model, "config", None), "max_position_embeddings", None),
+    ):
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _progress_bar(total: int, progress: bool | None):
+    show = (
+        progress
+        if progress is not None
+        else (total > _AUTO_PROGRESS_BATCHES and sys.stderr.isatty())
+    )
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="embed", unit="batch", leave=False)
+
+
+def embed(
+    model: Any,
+    tokenizer: Any,
+    texts: str | Sequence[str],
+    *,
+    pooling: str = "mean",
+    normalize: bool = True,
+    batch_size: int = 32,
+    max_length: int | None = None,
+    progress: bool | None = None,
+) -> np.ndarray:
+    """Embed ``texts`` into a ``[len(texts), hidden]`` float32 NumPy array (input order kept).
+
+    pooling:    "mean" (mask-weighted, sentence-transformers' default), "cls", "max", or
+                "pooler" (the model's pooler_output, e.g. BERT's tanh pooler).
+    normalize:  L2-normalise each embedding (cosine similarity = dot product).
+    max_length: truncation limit; default sentence-transformers' ``max_seq_length`` when the
+                folder has one, else the tokenizer's ``model_max_length``.
+    progress:   tqdm bar; default: shown when there are more than a few batches and stderr is a
+                terminal.
+
+    Texts are sorted by token length before batching, so each batch pads only to its own
+    longest text; results are returned in the original order.
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    if pooling not in POOLING and pooling != "pooler":
+        raise ValueError(f"unknown pooling {pooling!r}; use mean, cls, max or pooler")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if max_length is None:
+        max_length = _default_max_length(model, tokenizer)
+    if not texts:
+        hidden = getattr(getattr(model, "config", None), "hidden_size", 0)
+        return np.zeros((0, int(hidden or 0)), dtype=np.float32)
+
+    encoded = tokenizer(texts, max_length=max_length, padding=False, return_tensors=None)
+    ids, types = encoded["input_ids"], encoded.get("token_type_ids")
+    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+    starts = range(0, len(order), batch_size)
+    results: list[np.ndarray | None] = [None] * len(texts)
+    bar = _progress_bar(len(starts), progress)
+    try:
+        for start in starts:
+            rows = order[start : start + batch_size]
+            batch = tokenizer.pad(
+                [ids[i] for i in rows],
+                [types[i] for i in rows] if types is not None else None,
+                return_tensors="mx",
+            )
+            out = model(**batch)
+            if pooling == "pooler":
+                pooled = getattr(out, "pooler_output", None)
+                if pooled is None:
+                    raise ValueError("pooling='pooler' but this model has no pooler output")
+            else:
+                hidden = getattr(out, "last_hidden_state", None)
+                if hidden is None:
+                    raise TypeError(
+                        f"{type(model).__name__} does not return last_hidden_state; "
+                        "embed needs an encoder (from_pretrained(..., task='encoder'))"
+                    )
+                pooled = POOLING[pooling](hidden, batch["attention_mask"])
+            if normalize:
+                pooled = l2_normalize(pooled)
+            values = np.array(pooled.astype(mx.float32))
+            for row, vector in zip(rows, values):
+                results[row] = vector
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return np.stack(results).astype(np.float32, copy=False)

@@ -1,0 +1,261 @@
+"""``from_pretrained``: a folder or Hugging Face repo id -> a ready MLX model, loaded strictly."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten
+
+from mlxbert_core._private.hub import (
+    CONFIG_PATTERNS,
+    SAFETENSORS_PATTERNS,
+    TOKENIZER_PATTERNS,
+    TORCH_PATTERNS,
+    resolve_folder,
+)
+from mlxbert_core.checkpoints import WEIGHT_FILES, load_weights
+from mlxbert_core.registry import TASKS, Architecture, resolve_architecture
+
+__all__ = ["WeightMismatchError", "from_pretrained", "parse_dtype", "read_config"]
+
+logger = logging.getLogger(__name__)
+
+#: Parameter-name prefixes of freshly initialisable classification heads (an architecture may
+#: override them with ``Architecture.extra["head_prefixes"]``).
+DEFAULT_HEAD_PREFIXES = ("classifier.", "head.", "dense.", "score.", "pre_classifier.")
+
+_DTYPES = {
+    "float32": mx.float32,
+    "fp32": mx.float32,
+    "float": mx.float32,
+    "float16": mx.float16,
+    "fp16": mx.float16,
+    "half": mx.float16,
+    "bfloat16": mx.bfloat16,
+    "bf16": mx.bfloat16,
+}
+
+
+class WeightMismatchError(ValueError):
+    """The checkpoint's weights do not match the model (every mismatch is listed)."""
+
+
+def parse_dtype(dtype: str | mx.Dtype | None) -> mx.Dtype | None:
+    """``"float32"``/``"float16"``/``"bfloat16"`` (or short forms, or an ``mx.Dtype``)."""
+    if dtype is None or isinstance(dtype, mx.Dtype):
+        if isinstance(dtype, mx.Dtype) and dtype not in (mx.float32, mx.float16, mx.bfloat16):
+            raise ValueError(f"dtype must be a floating type, got {dtype}")
+        return dtype
+    key = str(dtype).strip().lower().replace("mlx.core.", "")
+    if key not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
+    return _DTYPES[key]
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of a model folder, with a clear error when absent or broken."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no config.json in {folder}: a model folder needs config.json plus weights "
+            f"({' or '.join(WEIGHT_FILES[::2])})"
+        )
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return config
+
+
+def _has_weights(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in WEIGHT_FILES)
+
+
+def _resolve_model_folder(name_or_path, revision, local_files_only, cache_dir) -> Path:
+    files = CONFIG_PATTERNS + TOKENIZER_PATTERNS
+    return resolve_folder(
+        name_or_path,
+        revision=revision,
+        local_files_only=local_files_only,
+        cache_dir=cache_dir,
+        patterns=(files + SAFETENSORS_PATTERNS, files + TORCH_PATTERNS),
+        done=_has_weights,
+    )
+
+
+def _with_num_labels(config: dict[str, Any], num_labels: int) -> dict[str, Any]:
+    if not isinstance(num_labels, int) or num_labels < 1:
+        raise ValueError(f"num_labels must be a positive integer, got {num_labels!r}")
+    config = dict(config, num_labels=num_labels)
+    id2label = config.get("id2label")
+    if isinstance(id2label, dict) and len(id2label) != num_labels:
+        config["id2label"] = {str(i): f"LABEL_{i}" for i in range(num_labels)}
+        config["label2id"] = {f"LABEL_{i}": i for i in range(num_labels)}
+    return config
+
+
+def _quantize_skeleton(model: nn.Module, block: dict[str, Any], source: Path) -> None:
+    """Turn the float skeleton into the quantized layout a ``save_quantized`` folder holds."""
+    layers = block.get("layers")
+    if not isinstance(layers, dict) or not layers:
+        raise ValueError(f"{source}: the 'quantization' block has no 'layers' mapping")
+    defaults = {k: block[k] for k in ("bits", "group_size", "mode") if k in block}
+    done: set[str] = set()
+
+    def predicate(path: str, module: nn.Module):
+        settings = layers.get(path)
+        if settings is None:
+            return False
+        if not hasattr(module, "to_quantized"):
+            raise ValueError(f"{source}: quantized layer {path!r} is a {type(module).__name__}")
+        done.add(path)
+        return {
+            **defaults,
+            **{k: settings[k] for k in ("bits", "group_size", "mode") if k in settings},
+        }
+
+    nn.quantize(model, class_predicate=predicate)
+    missing = sorted(set(layers) - done)
+    if missing:
+        raise ValueError(
+            f"{source}: the 'quantization' block lists {len(missing)} layers the model does "
+            f"not have: {', '.join(missing[:10])}"
+        )
+
+
+def _head_prefixes(arch: Architecture) -> tuple[str, ...]:
+    return tuple(arch.extra.get("head_prefixes", DEFAULT_HEAD_PREFIXES))
+
+
+def _check_and_load(
+    model: nn.Module,
+    weights: dict[str, mx.array],
+    *,
+    source: Path,
+    fresh_head_prefixes: tuple[str, ...] | None,
+    notes: list[str],
+) -> None:
+    expected = dict(tree_flatten(model.parameters()))
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    misshaped = sorted(
+        k
+        for k in set(weights) & set(expected)
+        if tuple(weights[k].shape) != tuple(expected[k].shape)
+    )
+    if fresh_head_prefixes:
+        is_head = lambda key: key.startswith(fresh_head_prefixes)  # noqa: E731
+        fresh = [k for k in missing if is_head(k)] + [k for k in misshaped if is_head(k)]
+        if fresh and all(is_head(k) for k in missing):
+            for key in fresh:
+                weights.pop(key, None)
+            missing = [k for k in missing if not is_head(k)]
+            misshaped = [k for k in misshaped if not is_head(k)]
+            note = (
+                f"classification head initialised randomly ({len(fresh)} tensors: "
+                f"{', '.join(sorted(fresh))}); train it before use"
+            )
+            notes.append(note)
+            logger.warning("%s: %s", source, note)
+    if missing or unexpected or misshaped:
+        lines = [
+            f"weights in {source} do not match the {type(model).__name__} built from config.json:"
+        ]
+        if missing:
+            lines.append(f"  missing ({len(missing)}): " + ", ".join(missing))
+        if unexpected:
+            lines.append(f"  unexpected ({len(unexpected)}): " + ", ".join(unexpected))
+        for key in misshaped:
+            lines.append(
+                f"  mis-shaped: {key}: checkpoint {tuple(weights[key].shape)}, "
+                f"model {tuple(expected[key].shape)}"
+            )
+        if missing and all(k.startswith(DEFAULT_HEAD_PREFIXES) for k in missing):
+            lines.append(
+                "  (only task-head weights are missing: pass num_labels=... to start a fresh head)"
+            )
+        raise WeightMismatchError("\n".join(lines))
+    model.load_weights(list(weights.items()), strict=False)
+
+
+def _finish(model: nn.Module, folder: Path, config: dict[str, Any], notes: list[str]) -> nn.Module:
+    model.eval()
+    # Models keep their own parsed config (a dataclass) as ``config``; the raw dict is
+    # attached too. object.__setattr__ keeps plain data out of the module's parameter tree.
+    if getattr(model, "config", None) is None:
+        object.__setattr__(model, "config", config)
+    object.__setattr__(model, "config_dict", config)
+    object.__setattr__(model, "name_or_path", str(folder))
+    object.__setattr__(model, "load_notes", list(notes))
+    return model
+
+
+def from_pretrained(
+    name_or_path: str | os.PathLike,
+    *,
+    dtype: str | mx.Dtype | None = None,
+    revision: str | None = None,
+    local_files_only: bool = False,
+    task: str = "encoder",
+    num_labels: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> nn.Module:
+    """Load a model from a local folder or a Hugging Face repo id.
+
+    The folder needs ``config.json`` and weights (``model.safetensors``, sharded safetensors,
+    or ``pytorch_model.bin``, read without PyTorch). ``model_type`` picks the architecture
+    (``bert``, ``modernbert``, ``neobert`` and plugins such as mlxbert-m2). Loading is strict:
+    every missing, unexpected or mis-shaped weight is listed in one :class:`WeightMismatchError`.
+    Task-head weights the requested ``task`` does not use are ignored (noted in
+    ``model.load_notes`` and logged).
+
+    task:       ``"encoder"`` (default), ``"masked_lm"`` or ``"sequence_classification"``.
+    num_labels: for ``sequence_classification``; when the checkpoint has no classifier (or one
+                of another size) the head is initialised randomly and a note says so.
+    dtype:      ``float32`` / ``float16`` / ``bfloat16``; default float32 (a quantized folder
+                keeps the dtypes it was saved with).
+    A folder whose config.json has a ``"quantization"`` block (mlxbert-quant's
+    ``save_quantized``) is quantized the same way before its weights are loaded.
+
+    Returns the model in eval mode with ``name_or_path`` (the resolved folder), ``config_dict``
+    (config.json) and ``load_notes`` attached.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    if num_labels is not None and task != "sequence_classification":
+        raise ValueError("num_labels is only meaningful with task='sequence_classification'")
+    target_dtype = parse_dtype(dtype)
+    folder = _resolve_model_folder(name_or_path, revision, local_files_only, cache_dir)
+    config = read_config(folder)
+    if num_labels is not None:
+        config = _with_num_labels(config, num_labels)
+    arch = resolve_architecture(config, source=folder / "config.json")
+
+    if arch.load is not None:  # a plugin that knows its own checkpoint formats
+        model = arch.load(folder, config, task=task, dtype=target_dtype, num_labels=num_labels)
+        return _finish(model, folder, config, list(getattr(model, "load_notes", []) or []))
+
+    model = arch.build(config, task)
+    quant_block = config.get("quantization")
+    if quant_block:
+        _quantize_skeleton(model, quant_block, folder / "config.json")
+    weights = load_weights(folder)
+    weights, notes = arch.sanitize(weights, model)
+    notes = list(notes)
+    for note in notes:
+        logger.info("%s: %s", folder, note)
+    fresh = _head_prefixes(arch) if (task == "sequence_classification" and num_labels) else None
+    _check_and_load(model, weights, source=folder, fresh_head_prefixes=fresh, notes=notes)
+    if target_dtype is not None:
+        model.set_dtype(target_dtype)
+    elif not quant_block:
+        model.set_dtype(mx.float32)
+    return _finish(model, folder, config, notes)

@@ -1,0 +1,351 @@
+"""Pieces shared by the encoder implementations: input checks, masks, attention, activations.
+
+Masks are boolean (True = may attend) and every query row is guaranteed at least one allowed key,
+so attention never produces NaN in float16/bfloat16: there is no additive -1e9 that could overflow,
+and no row whose softmax is taken over nothing but masked scores.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+
+def on_cpu() -> bool:
+    return mx.default_device().type == mx.DeviceType.cpu
+
+
+def _gelu_tanh(x: mx.array) -> mx.array:
+    return nn.gelu_approx(x)
+
+
+# Odd numerator / even denominator of a rational approximation of erf on [-4, 4] (the
+# single-precision form used by Eigen and XLA); |error| <= 4.3e-7 against float64 erf.
+_ERF_P = (
+    -2.72614225801306e-10,
+    2.77068142495902e-08,
+    -2.10102402082508e-06,
+    -5.69250639462346e-05,
+    -7.34990630326855e-04,
+    -2.95459980854025e-03,
+    -1.60960333262415e-02,
+)
+_ERF_Q = (
+    -1.45660718464996e-05,
+    -2.13374055278905e-04,
+    -1.68282697438203e-03,
+    -7.37332916720468e-03,
+    -1.42647390514189e-02,
+)
+
+
+# Not shapeless: MLX's shapeless CPU kernels are several times slower, and new shapes reuse
+# the compiled kernel cheaply.
+@mx.compile
+def _gelu_erf_rational(x: mx.array) -> mx.array:
+    x32 = x.astype(mx.float32)
+    z = mx.clip(x32 * 0.7071067811865476, -4.0, 4.0)
+    z2 = z * z
+    p = mx.array(_ERF_P[0], mx.float32)
+    for c in _ERF_P[1:]:
+        p = p * z2 + c
+    q = mx.array(_ERF_Q[0], mx.float32)
+    for c in _ERF_Q[1:]:
+        q = q * z2 + c
+    return (0.5 * x32 * (1.0 + z * p / q)).astype(x.dtype)
+
+
+def gelu(x: mx.array) -> mx.array:
+    """GELU, exact erf form. On CPU, MLX's elementwise ``erf`` is slow (scalar), so erf is
+    evaluated as a compiled (fused, vectorised) rational function instead, as PyTorch's
+    vectorised CPU kernels also do; elsewhere ``nn.gelu``."""
+    return _gelu_erf_rational(x) if on_cpu() else nn.gelu(x)
+
+
+# exp on CPU: MLX's elementwise exp is scalar code, so softmax is computed as a compiled, fused
+# expression instead: exp(x) = 2^n * 2^f with n = round(x·log2 e), |f| <= 1/2, 2^f from its
+# degree-7 Taylor polynomial (relative error < 1e-8) and 2^n built from the exponent bits.
+# Inputs below 2^-126 flush to exactly 0, as masked scores must.
+_EXP2_TAYLOR = tuple(math.log(2) ** k / math.factorial(k) for k in range(7, -1, -1))
+
+
+def _exp_nonpositive(x: mx.array) -> mx.array:
+    t = mx.maximum(x * 1.4426950408889634, -127.0)
+    n = mx.round(t)
+    f = t - n
+    p = mx.array(_EXP2_TAYLOR[0], mx.float32)
+    for c in _EXP2_TAYLOR[1:]:
+        p = p * f + c
+    # 2^n from its exponent bits; a bit cast has no gradient and needs none (n is constant
+    # almost everywhere), so it is cut from the graph.
+    return p * mx.stop_gradient(mx.view((n.astype(mx.int32) + 127) << 23, mx.float32))
+
+
+@mx.compile
+def _softmax_cpu(scores: mx.array) -> mx.array:
+    x = scores.astype(mx.float32)
+    e = _exp_nonpositive(x - mx.max(x, axis=-1, keepdims=True))
+    return (e / mx.sum(e, axis=-1, keepdims=True)).astype(scores.dtype)
+
+
+@mx.compile
+def _masked_softmax_cpu(scores: mx.array, mask: mx.array) -> mx.array:
+    x = mx.where(mask, scores.astype(mx.float32), mx.finfo(mx.float32).min)
+    e = _exp_nonpositive(x - mx.max(x, axis=-1, keepdims=True))
+    return (e / mx.sum(e, axis=-1, keepdims=True)).astype(scores.dtype)
+
+
+@mx.compile
+def _silu_cpu(x: mx.array) -> mx.array:
+    x32 = x.astype(mx.float32)
+    e = _exp_nonpositive(-mx.abs(x32))  # sigmoid from exp(-|x|): no overflow
+    sigmoid = mx.where(x32 >= 0, 1.0, e) / (1.0 + e)
+    return (x32 * sigmoid).astype(x.dtype)
+
+
+def silu(x: mx.array) -> mx.array:
+    """SiLU (x * sigmoid(x)); on CPU through the compiled exp above."""
+    return _silu_cpu(x) if on_cpu() else nn.silu(x)
+
+
+def masked_softmax(scores: mx.array, mask: mx.array | None) -> mx.array:
+    """Softmax over the last axis in float32 (result in the input dtype), masked entries
+    (mask False) set to the float32 minimum first, as eager attention does."""
+    if on_cpu():
+        return _softmax_cpu(scores) if mask is None else _masked_softmax_cpu(scores, mask)
+    if mask is not None:
+        scores = mx.where(mask, scores, mx.array(mx.finfo(scores.dtype).min, scores.dtype))
+    return mx.softmax(scores, axis=-1, precise=True)
+
+
+#: Hugging Face ``hidden_act`` names -> MLX functions. "gelu" is the exact erf form.
+ACTIVATIONS: dict[str, Callable[[mx.array], mx.array]] = {
+    "gelu": gelu,
+    "gelu_python": gelu,
+    "gelu_new": _gelu_tanh,
+    "gelu_pytorch_tanh": _gelu_tanh,
+    "gelu_fast": _gelu_tanh,
+    "relu": nn.relu,
+    "silu": silu,
+    "swish": silu,
+    "tanh": mx.tanh,
+}
+
+
+def get_activation(name: str) -> Callable[[mx.array], mx.array]:
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(
+            f"unsupported activation {name!r}; supported: {', '.join(sorted(ACTIVATIONS))}"
+        ) from None
+
+
+def require_positive(config_name: str, **values: Any) -> None:
+    """Raise a clear error for missing / non-positive integer config fields."""
+    for key, value in values.items():
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{config_name}: {key} must be a positive integer, got {value!r}")
+
+
+def num_labels_from_config(config: dict[str, Any]) -> int:
+    """``num_labels`` as transformers derives it: explicit field, else len(id2label), else 2."""
+    if config.get("num_labels") is not None:
+        n = int(config["num_labels"])
+    elif config.get("id2label"):
+        n = len(config["id2label"])
+    else:
+        n = 2
+    if n <= 0:
+        raise ValueError(f"num_labels must be positive, got {n}")
+    return n
+
+
+# --------------------------------------------------------------------------------------------
+# Input validation
+# --------------------------------------------------------------------------------------------
+
+
+def to_mx(x: Any, what: str) -> mx.array:
+    if isinstance(x, mx.array):
+        return x
+    try:
+        return mx.array(np.asarray(x))
+    except Exception as exc:
+        raise TypeError(f"{what} must be an array of integers, got {type(x).__name__}") from exc
+
+
+def _host_value(x: mx.array) -> int | None:
+    """Read a scalar to the host, or None when that is impossible (inside mx.compile)."""
+    try:
+        return int(x.item())
+    except (ValueError, RuntimeError):
+        return None
+
+
+def validate_inputs(
+    input_ids: Any,
+    attention_mask: Any = None,
+    token_type_ids: Any = None,
+    *,
+    vocab_size: int,
+    max_positions: int,
+    max_positions_name: str,
+    type_vocab_size: int | None = None,
+) -> tuple[mx.array, mx.array | None, mx.array | None]:
+    """Check shapes and id ranges; return the inputs as MLX arrays.
+
+    The range checks cost one small reduction each. They are skipped inside ``mx.compile``,
+    where values cannot be read.
+    """
+    ids = to_mx(input_ids, "input_ids")
+    if ids.ndim != 2:
+        raise ValueError(
+            f"input_ids must be 2-D [batch, seq_len], got shape {tuple(ids.shape)}; "
+            "for a single sequence pass input_ids[None]"
+        )
+    if not mx.issubdtype(ids.dtype, mx.integer):
+        raise TypeError(f"input_ids must hold integers, got dtype {ids.dtype}")
+    batch, seq_len = ids.shape
+    if seq_len == 0:
+        raise ValueError("input_ids has length 0; every sequence needs at least one token")
+    if seq_len > max_positions:
+        raise ValueError(
+            f"sequence length {seq_len} exceeds {max_positions_name}={max_positions} of this "
+            f"model; truncate the input (tokenizer max_length <= {max_positions})"
+        )
+    mask = None
+    if attention_mask is not None:
+        mask = to_mx(attention_mask, "attention_mask")
+        if tuple(mask.shape) != (batch, seq_len):
+            raise ValueError(
+                f"attention_mask shape {tuple(mask.shape)} does not match input_ids shape "
+                f"{(batch, seq_len)}"
+            )
+    types = None
+    if token_type_ids is not None:
+        types = to_mx(token_type_ids, "token_type_ids")
+        if tuple(types.shape) != (batch, seq_len):
+            raise ValueError(
+                f"token_type_ids shape {tuple(types.shape)} does not match input_ids shape "
+                f"{(batch, seq_len)}"
+            )
+    lo, hi = _host_value(mx.min(ids)), _host_value(mx.max(ids))
+    if lo is not None and hi is not None and (lo < 0 or hi >= vocab_size):
+        raise ValueError(
+            f"input_ids contain ids outside the vocabulary [0, {vocab_size}) (min {lo}, "
+            f"max {hi}); was the text tokenized with this model's tokenizer?"
+        )
+    if types is not None and type_vocab_size is not None:
+        lo, hi = _host_value(mx.min(types)), _host_value(mx.max(types))
+        if lo is not None and hi is not None and (lo < 0 or hi >= type_vocab_size):
+            raise ValueError(
+                f"token_type_ids must lie in [0, {type_vocab_size}) (min {lo}, max {hi})"
+            )
+    return ids, mask, types
+
+
+# --------------------------------------------------------------------------------------------
+# Masks
+# --------------------------------------------------------------------------------------------
+
+
+def token_mask(attention_mask: mx.array | None) -> mx.array | None:
+    """[B, S] boolean "is a real token", or None when there is no padding information."""
+    if attention_mask is None:
+        return None
+    return attention_mask if attention_mask.dtype == mx.bool_ else attention_mask != 0
+
+
+def key_padding_mask(tokens: mx.array | None) -> mx.array | None:
+    """[B, 1, 1, S] boolean mask over keys. A row with no real token at all is opened fully,
+    so its (meaningless) outputs stay finite instead of becoming NaN."""
+    if tokens is None:
+        return None
+    empty = mx.logical_not(mx.any(tokens, axis=-1, keepdims=True))
+    return mx.logical_or(tokens, empty)[:, None, None, :]
+
+
+def sliding_window_mask(tokens: mx.array | None, seq_len: int, half_window: int) -> mx.array:
+    """[B or 1, 1, S, S] boolean mask: |i - j| <= half_window, combined with key padding.
+
+    A padded query far past the last real token would have every key masked; padded queries
+    therefore ignore the padding (they always see themselves), which keeps them finite and
+    leaves every real token's output unchanged.
+    """
+    pos = mx.arange(seq_len)
+    window = mx.abs(pos[:, None] - pos[None, :]) <= half_window  # [S, S]
+    if tokens is None:
+        return window[None, None]
+    allowed = mx.logical_or(tokens[:, None, :], mx.logical_not(tokens)[:, :, None])  # [B,S,S]
+    return mx.logical_and(window[None], allowed)[:, None]
+
+
+# --------------------------------------------------------------------------------------------
+# Attention
+# --------------------------------------------------------------------------------------------
+
+
+def attention(
+    q: mx.array,
+    k: mx.array,
+    v: mx.array,
+    *,
+    scale: float,
+    mask: mx.array | None,
+    output_attentions: bool = False,
+) -> tuple[mx.array, mx.array | None]:
+    """Scaled dot-product attention on [B, H, S, D] inputs; returns ([B, H, S, D], probs).
+
+    On GPU the default path is ``mx.fast.scaled_dot_product_attention``. With
+    ``output_attentions``, and always on CPU, the softmax is computed explicitly (scores in
+    the input dtype, softmax in float32, masked scores set to the float32 minimum as eager
+    attention does); with ``output_attentions`` the probabilities are returned too.
+    """
+    if not output_attentions and not on_cpu():
+        return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask), None
+    # Explicit path. Also taken on CPU, where MLX's fused attention is several times slower
+    # than two matrix products and a softmax.
+    probs = masked_softmax((q * scale) @ k.swapaxes(-1, -2), mask)
+    return probs @ v, (probs if output_attentions else None)
+
+
+def split_heads(x: mx.array, num_heads: int) -> mx.array:
+    """[B, S, H*D] -> [B, H, S, D]."""
+    b, s, _ = x.shape
+    return x.reshape(b, s, num_heads, -1).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x: mx.array) -> mx.array:
+    """[B, H, S, D] -> [B, S, H*D]."""
+    b, h, s, d = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(b, s, h * d)
+
+
+def masked_mean(hidden: mx.array, tokens: mx.array | None) -> mx.array:
+    """Mean over real tokens of [B, S, H] (plain mean without a mask)."""
+    if tokens is None:
+        return hidden.mean(axis=1)
+    weights = tokens.astype(hidden.dtype)[..., None]
+    count = mx.maximum(weights.sum(axis=1), 1)
+    return (hidden * weights).sum(axis=1) / count
+
+
+def strip_prefix(key: str, prefix: str) -> str:
+    return key[len(prefix) :] if key.startswith(prefix) else key
+
+
+def summarize_keys(keys: list[str], limit: int = 3) -> str:
+    """'a, b, c, ...' naming a few of the keys (their common stems), for notes."""
+    stems: list[str] = []
+    for key in sorted(keys):
+        stem = key.rsplit(".", 1)[0]
+        if stem not in stems:
+            stems.append(stem)
+    shown = ", ".join(stems[:limit])
+    return shown + (", ..." if len(stems) > limit else "")

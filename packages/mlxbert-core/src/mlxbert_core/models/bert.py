@@ -1,0 +1,463 @@
+"""BERT (transformers' ``BertModel``) and its masked-LM and sequence-classification models.
+
+Parameter names are Hugging Face's, so checkpoints load after :func:`sanitize` maps prefixes.
+Attention-probability dropout is not applied (attention is fused); hidden dropout is, in
+training mode. :func:`build` returns models in eval mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
+from ..registry import Architecture
+from ._layers import (
+    attention,
+    get_activation,
+    key_padding_mask,
+    merge_heads,
+    num_labels_from_config,
+    require_positive,
+    split_heads,
+    summarize_keys,
+    token_mask,
+    validate_inputs,
+)
+
+
+@dataclass
+class BertModelArgs:
+    """The fields of a transformers ``BertConfig`` that the model uses."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    position_embedding_type: str = "absolute"
+    tie_word_embeddings: bool = True
+    classifier_dropout: float | None = None
+    num_labels: int = 2
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> BertModelArgs:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in config.items() if k in known and v is not None}
+        values["num_labels"] = num_labels_from_config(config)
+        args = cls(**values)
+        args.validate()
+        return args
+
+    def validate(self) -> None:
+        require_positive(
+            "BERT config",
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
+            intermediate_size=self.intermediate_size,
+            max_position_embeddings=self.max_position_embeddings,
+            type_vocab_size=self.type_vocab_size,
+        )
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"BERT config: hidden_size {self.hidden_size} is not divisible by "
+                f"num_attention_heads {self.num_attention_heads}"
+            )
+        if self.position_embedding_type != "absolute":
+            raise ValueError(
+                f"BERT config: position_embedding_type {self.position_embedding_type!r} is not "
+                "supported (only 'absolute')"
+            )
+        get_activation(self.hidden_act)
+
+
+ModelArgs = BertModelArgs
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, args: BertModelArgs):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(args.vocab_size, args.hidden_size)
+        self.position_embeddings = nn.Embedding(args.max_position_embeddings, args.hidden_size)
+        self.token_type_embeddings = nn.Embedding(args.type_vocab_size, args.hidden_size)
+        self.LayerNorm = nn.LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
+        self.dropout = nn.Dropout(args.hidden_dropout_prob)
+
+    def __call__(self, input_ids: mx.array, token_type_ids: mx.array | None) -> mx.array:
+        seq_len = input_ids.shape[1]
+        x = self.word_embeddings(input_ids) + self.position_embeddings.weight[:seq_len]
+        if token_type_ids is None:
+            x = x + self.token_type_embeddings.weight[0]
+        else:
+            x = x + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, args: BertModelArgs):
+        super().__init__()
+        self.num_heads = args.num_attention_heads
+        self.scale = (args.hidden_size // args.num_attention_heads) ** -0.5
+        self.query = nn.Linear(args.hidden_size, args.hidden_size)
+        self.key = nn.Linear(args.hidden_size, args.hidden_size)
+        self.value = nn.Linear(args.hidden_size, args.hidden_size)
+
+    def __call__(self, x: mx.array, mask: mx.array | None, output_attentions: bool):
+        q = split_heads(self.query(x), self.num_heads)
+        k = split_heads(self.key(x), self.num_heads)
+        v = split_heads(self.value(x), self.num_heads)
+        out, probs = attention(
+            q, k, v, scale=self.scale, mask=mask, output_attentions=output_attentions
+        )
+        return merge_heads(out), probs
+
+
+class BertSelfOutput(nn.Module):
+    def __init__(self, args: BertModelArgs):
+        super().__init__()
+        self.dense = nn.Linear(args.hidden_size, args.hidden_size)
+        self.LayerNorm = nn.LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
+        self.dropout = nn.Dropout(args.hidden_dropout_prob)
+
+    def __call__(self, context: mx.array, residual: mx.array) -> mx.array:
+        return self.LayerNorm(self.dropout(self.dense(context)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, args: BertModelArgs):
+        super().__init__()
+        self.self = BertSelfAttention(args)
+        self.output = BertSelfOutput(args)
+
+    def __call__(self, x: mx.array, mask: mx.array | None, output_attentions: bool):
+        context, probs = self.self(x, mask, output_attentions)
+        return self.output(context, x), probs
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, args: BertModelArgs):
+        super().__init__()
+        self.dense = nn.Linear(args.hidden_size, args.intermediate_size)
+        self._act = get_activation(args.hidden_act)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self._act(self.dense(x))
+
+
+class BertOutput(nn.Module):
+    def __init__(self, args: BertModelArgs):
+        super().__init__()
+        self.dense = nn.Linear(args.intermediate_size, args.hidden_size)
+        self.LayerNorm = nn.LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
+        self.dropout = nn.Dropout(args.hidden_dropout_prob)
+
+    def __call__(self, x: mx.array, residual: mx.array) -> mx.array:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertLayer(nn.Module):
+    """Post-norm block: x = LN(x + attn(x)); x = LN(x + ffn(x))."""
+
+    def __init__(self, args: BertModelArgs):
+        super().__init__()
+        self.attention = BertAttention(args)
+        self.intermediate = BertIntermediate(args)
+        self.output = BertOutput(args)
+
+    def __call__(self, x: mx.array, mask: mx.array | None, output_attentions: bool = False):
+        x, probs = self.attention(x, mask, output_attentions)
+        return self.output(self.intermediate(x), x), probs
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, args: BertModelArgs):
+        super().__init__()
+        self.layer = [BertLayer(args) for _ in range(args.num_hidden_layers)]
+
+
+class BertPooler(nn.Module):
+    def __init__(self, args: BertModelArgs):
+        super().__init__()
+        self.dense = nn.Linear(args.hidden_size, args.hidden_size)
+
+    def __call__(self, hidden: mx.array) -> mx.array:
+        return mx.tanh(self.dense(hidden[:, 0]))
+
+
+class BertModel(nn.Module):
+    """The bare BERT encoder (``BertModel``): embeddings, post-norm layers, optional pooler.
+
+    ``hidden_states`` = (embedding output, output of each layer); the last entry equals
+    ``last_hidden_state``. ``pooler_output`` = tanh(dense(h[:, 0])) or None without a pooler.
+    """
+
+    def __init__(self, args: BertModelArgs, add_pooling_layer: bool = True):
+        super().__init__()
+        self.config = args
+        self.embeddings = BertEmbeddings(args)
+        self.encoder = BertEncoder(args)
+        if add_pooling_layer:
+            self.pooler = BertPooler(args)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    @property
+    def num_layers(self) -> int:
+        return self.config.num_hidden_layers
+
+    @property
+    def has_pooler(self) -> bool:
+        return "pooler" in self
+
+    def remove_pooler(self) -> None:
+        """Drop the pooler (for checkpoints saved without one); pooler_output becomes None."""
+        if self.has_pooler:
+            self.pop("pooler")
+
+    def __call__(
+        self,
+        input_ids: mx.array,
+        attention_mask: mx.array | None = None,
+        token_type_ids: mx.array | None = None,
+        *,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> EncoderOutput:
+        args = self.config
+        input_ids, attention_mask, token_type_ids = validate_inputs(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            vocab_size=args.vocab_size,
+            max_positions=args.max_position_embeddings,
+            max_positions_name="max_position_embeddings",
+            type_vocab_size=args.type_vocab_size,
+        )
+        mask = key_padding_mask(token_mask(attention_mask))
+        x = self.embeddings(input_ids, token_type_ids)
+        hidden_states = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        for layer in self.encoder.layer:
+            x, probs = layer(x, mask, output_attentions)
+            if hidden_states is not None:
+                hidden_states.append(x)
+            if attentions is not None:
+                attentions.append(probs)
+        pooled = self.pooler(x) if self.has_pooler else None
+        return EncoderOutput(
+            last_hidden_state=x,
+            pooler_output=pooled,
+            hidden_states=tuple(hidden_states) if hidden_states is not None else None,
+            attentions=tuple(attentions) if attentions is not None else None,
+        )
+
+
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, args: BertModelArgs):
+        super().__init__()
+        self.dense = nn.Linear(args.hidden_size, args.hidden_size)
+        self.LayerNorm = nn.LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
+        self._act = get_activation(args.hidden_act)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self.LayerNorm(self._act(self.dense(x)))
+
+
+class BertLMPredictionHead(nn.Module):
+    def __init__(self, args: BertModelArgs):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(args)
+        self.bias = mx.zeros((args.vocab_size,))
+        if not args.tie_word_embeddings:
+            self.decoder = nn.Linear(args.hidden_size, args.vocab_size, bias=False)
+
+
+class BertOnlyMLMHead(nn.Module):
+    def __init__(self, args: BertModelArgs):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(args)
+
+
+class BertForMaskedLM(nn.Module):
+    """``BertForMaskedLM``: logits = LN(act(dense(h))) · word_embeddingsᵀ + bias (tied decoder,
+    unless the config sets ``tie_word_embeddings`` false)."""
+
+    def __init__(self, args: BertModelArgs):
+        super().__init__()
+        self.config = args
+        self.bert = BertModel(args, add_pooling_layer=False)
+        self.cls = BertOnlyMLMHead(args)
+
+    def __call__(
+        self,
+        input_ids: mx.array,
+        attention_mask: mx.array | None = None,
+        token_type_ids: mx.array | None = None,
+        *,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> MaskedLMOutput:
+        out = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+        predictions = self.cls.predictions
+        h = predictions.transform(out.last_hidden_state)
+        if "decoder" in predictions:
+            logits = predictions.decoder(h) + predictions.bias
+        else:
+            logits = self.bert.embeddings.word_embeddings.as_linear(h) + predictions.bias
+        return MaskedLMOutput(logits, out.hidden_states, out.attentions)
+
+
+class BertForSequenceClassification(nn.Module):
+    """``BertForSequenceClassification``: logits = classifier(dropout(pooler_output))."""
+
+    def __init__(self, args: BertModelArgs):
+        super().__init__()
+        self.config = args
+        self.num_labels = args.num_labels
+        self.bert = BertModel(args, add_pooling_layer=True)
+        p = args.classifier_dropout
+        self.dropout = nn.Dropout(args.hidden_dropout_prob if p is None else p)
+        self.classifier = nn.Linear(args.hidden_size, args.num_labels)
+
+    def __call__(
+        self,
+        input_ids: mx.array,
+        attention_mask: mx.array | None = None,
+        token_type_ids: mx.array | None = None,
+        *,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> SequenceClassifierOutput:
+        out = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+        logits = self.classifier(self.dropout(out.pooler_output))
+        return SequenceClassifierOutput(
+            logits, out.pooler_output, out.hidden_states, out.attentions
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoint keys
+# --------------------------------------------------------------------------------------------
+
+_BACKBONE = ("embeddings.", "encoder.", "pooler.")
+
+
+def _rename_tf_layernorm(key: str) -> str:
+    """Old TF-converted checkpoints name LayerNorm parameters gamma/beta."""
+    if ".LayerNorm." in key or key.startswith("LayerNorm."):
+        if key.endswith(".gamma"):
+            return key[: -len("gamma")] + "weight"
+        if key.endswith(".beta"):
+            return key[: -len("beta")] + "bias"
+    return key
+
+
+def sanitize(
+    weights: dict[str, mx.array], model: nn.Module
+) -> tuple[dict[str, mx.array], list[str]]:
+    """Map BERT checkpoint keys (bare ``BertModel``, ``BertForPreTraining``, ``BertForMaskedLM``,
+    ``BertForSequenceClassification``...) onto ``model``'s parameter names."""
+    notes: list[str] = []
+    bare = isinstance(model, BertModel)
+    backbone = model if bare else model.bert
+    tied = backbone.config.tie_word_embeddings
+    keep_mlm = isinstance(model, BertForMaskedLM)
+    keep_classifier = isinstance(model, BertForSequenceClassification)
+
+    out: dict[str, mx.array] = {}
+    dropped_heads: list[str] = []
+    for key, value in weights.items():
+        key = _rename_tf_layernorm(key)
+        inner = key[len("bert.") :] if key.startswith("bert.") else key
+        if inner == "embeddings.position_ids":
+            notes.append("dropped buffer embeddings.position_ids (positions are computed)")
+            continue
+        if inner.startswith(_BACKBONE):
+            if inner.startswith("pooler.") and not backbone.has_pooler:
+                dropped_heads.append(key)
+                continue
+            out[inner if bare else "bert." + inner] = value
+            continue
+        if key.startswith("cls.predictions."):
+            if not keep_mlm:
+                dropped_heads.append(key)
+            elif key == "cls.predictions.decoder.weight" and tied:
+                notes.append("dropped cls.predictions.decoder.weight: tied to word_embeddings")
+            elif key == "cls.predictions.decoder.bias":
+                if "cls.predictions.bias" not in weights:
+                    out["cls.predictions.bias"] = value
+            else:
+                out[key] = value
+            continue
+        if key.startswith("cls.seq_relationship.") or key.startswith("classifier."):
+            if key.startswith("classifier.") and keep_classifier:
+                out[key] = value
+            else:
+                dropped_heads.append(key)
+            continue
+        out[key] = value  # not understood: the strict check will report it
+    if dropped_heads:
+        notes.append(
+            f"ignored {len(dropped_heads)} task-head weights ({summarize_keys(dropped_heads)})"
+        )
+    has_encoder = any(k.startswith("encoder.") for k in out)
+    if (
+        bare
+        and backbone.has_pooler
+        and has_encoder
+        and not any(k.startswith("pooler.") for k in out)
+    ):
+        # Saved from a model without pooler (e.g. BertForMaskedLM): no pooler rather than a
+        # randomly initialised one.
+        backbone.remove_pooler()
+        notes.append("the checkpoint has no pooler weights: built without a pooler")
+    return out, notes
+
+
+def build(config: dict[str, Any], task: str) -> nn.Module:
+    args = BertModelArgs.from_dict(config)
+    if task == "encoder":
+        model: nn.Module = BertModel(args)
+    elif task == "masked_lm":
+        model = BertForMaskedLM(args)
+    elif task == "sequence_classification":
+        model = BertForSequenceClassification(args)
+    else:
+        raise ValueError(
+            f"unknown task {task!r}; expected encoder, masked_lm or sequence_classification"
+        )
+    model.eval()
+    return model
+
+
+ARCHITECTURE = Architecture(
+    name="bert",
+    build=build,
+    sanitize=sanitize,
+    description="BERT encoders (BERT, MiniLM, ...): post-norm, absolute positions, token types",
+)

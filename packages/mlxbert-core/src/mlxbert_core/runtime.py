@@ -1,0 +1,178 @@
+"""Runtime set-up: a fast BLAS for MLX on Linux CPUs, device choice, and ``runtime_info``.
+
+MLX's Linux CPU wheel links the reference (netlib) BLAS, which runs a float32 matrix product
+at a few GFLOP/s. MLX calls the standard ``cblas_*`` symbols, so an OpenBLAS loaded into the
+process's global symbol scope *before* ``mlx.core`` is imported serves those calls instead
+(10-50x faster matmuls). ``mlxbert_core/__init__.py`` imports this module first and calls
+:func:`preload_blas`; this module must therefore not import mlx at module level.
+
+Environment variables:
+
+``MLXBERT_NO_OPENBLAS=1``   keep MLX's own BLAS.
+``MLXBERT_OPENBLAS=PATH``   use this libopenblas instead of searching for one.
+``OPENBLAS_NUM_THREADS``    OpenBLAS thread count (default: the CPUs this process may use).
+``MLXBERT_DEVICE``          ``cpu`` or ``gpu``: default device for MLX arrays.
+``MLXBERT_CACHE``           cache root (default ``~/.cache/mlxbert``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import platform
+import sys
+import warnings
+from typing import Any
+
+from mlxbert_core._private import openblas
+from mlxbert_core._private.cache import cache_root
+
+__all__ = ["cache_root", "preload_blas", "runtime_info", "set_device"]
+
+_state: dict[str, Any] = {
+    "attempted": False,
+    "blas": None,  # "openblas <path>" once loaded
+    "lib": None,  # the ctypes handle
+    "reason": None,  # why OpenBLAS is not in use, when it is not
+    "warned": False,
+}
+
+
+def _default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _warn_once(message: str) -> None:
+    if not _state["warned"]:
+        _state["warned"] = True
+        warnings.warn(f"mlxbert: {message}", RuntimeWarning, stacklevel=4)
+
+
+def _skip_reason() -> str | None:
+    if not (sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")):
+        return "not Linux x86-64: MLX's own BLAS is used"
+    if os.environ.get("MLXBERT_NO_OPENBLAS", "").strip().lower() not in ("", "0", "false", "no"):
+        return "disabled by MLXBERT_NO_OPENBLAS"
+    return None
+
+
+def preload_blas() -> str | None:
+    """Load OpenBLAS globally before ``mlx.core`` is imported; return ``"openblas <path>"``.
+
+    Safe to call more than once. Returns ``None`` when OpenBLAS is not used (the reason is in
+    ``runtime_info()["blas_note"]``): not Linux x86-64, opted out, no usable library, or
+    ``mlx.core`` imported before mlxbert_core (then the reference BLAS is already bound and a
+    one-line warning says so).
+    """
+    if _state["attempted"]:
+        return _state["blas"]
+    _state["attempted"] = True
+    reason = _skip_reason()
+    if reason:
+        _state["reason"] = reason
+        return None
+    if "mlx.core" in sys.modules:
+        _state["reason"] = "mlx.core was imported before mlxbert_core"
+        _warn_once(
+            "mlx was imported before mlxbert_core, so MLX keeps its slow reference BLAS; "
+            "import mlxbert_core before mlx."
+        )
+        return None
+    failures: list[str] = []
+    paths = openblas.candidates()
+    for path in [*paths, None]:
+        if path is None:  # last resort, looked up only when needed (it runs ldconfig)
+            if os.environ.get("MLXBERT_OPENBLAS"):
+                break
+            path = openblas.system_openblas()
+            if path is None:
+                break
+        try:
+            lib = openblas.load_global(path)
+        except OSError as exc:
+            failures.append(f"{path}: {exc}")
+            continue
+        if not os.environ.get("OPENBLAS_NUM_THREADS"):
+            with contextlib.suppress(AttributeError):
+                lib.openblas_set_num_threads(ctypes.c_int(_default_threads()))
+        _state["lib"] = lib
+        _state["blas"] = f"openblas {path}"
+        return _state["blas"]
+    detail = "; ".join(failures) if failures else "no OpenBLAS library found"
+    _state["reason"] = detail
+    _warn_once(
+        f"MLX CPU matmuls use the slow reference BLAS ({detail}). "
+        "`pip install ngsolve-openblas`, or set MLXBERT_OPENBLAS=/path/to/libopenblas.so "
+        "(MLXBERT_NO_OPENBLAS=1 silences this)."
+    )
+    return None
+
+
+def blas_threads() -> int | None:
+    """OpenBLAS's thread count, or None when OpenBLAS is not loaded."""
+    lib = _state["lib"]
+    if lib is None:
+        return None
+    try:
+        return int(lib.openblas_get_num_threads())
+    except AttributeError:
+        return None
+
+
+def set_device(device: str) -> None:
+    """Make ``"cpu"`` or ``"gpu"`` MLX's default device (errors clearly if there is no GPU)."""
+    import mlx.core as mx
+
+    name = str(device).strip().lower()
+    if name == "cpu":
+        mx.set_default_device(mx.cpu)
+        return
+    if name == "gpu":
+        if not mx.is_available(mx.gpu):
+            raise RuntimeError(
+                "no GPU is available to MLX here: on Apple silicon MLX uses Metal; on NVIDIA "
+                "install `mlx[cuda13]` instead of `mlx[cpu]`. Use set_device('cpu') otherwise."
+            )
+        mx.set_default_device(mx.gpu)
+        return
+    raise ValueError(f"unknown device {device!r}; use 'cpu' or 'gpu'")
+
+
+def apply_env_device() -> None:
+    """Honour ``MLXBERT_DEVICE`` (called once when mlxbert_core is imported)."""
+    wanted = os.environ.get("MLXBERT_DEVICE", "").strip()
+    if not wanted:
+        return
+    try:
+        set_device(wanted)
+    except (RuntimeError, ValueError) as exc:
+        warnings.warn(
+            f"mlxbert: ignoring MLXBERT_DEVICE={wanted!r}: {exc}", RuntimeWarning, stacklevel=3
+        )
+
+
+def runtime_info() -> dict[str, Any]:
+    """What is live: MLX version and device, BLAS, platform and thread count."""
+    import mlx.core as mx
+
+    if _state["blas"]:
+        blas = _state["blas"]
+    elif sys.platform == "darwin":
+        blas = "accelerate"
+    else:
+        blas = "reference"
+    return {
+        "mlx": getattr(mx, "__version__", "unknown"),
+        "device": str(mx.default_device()),
+        "gpu_available": bool(mx.is_available(mx.gpu)),
+        "blas": blas,
+        "blas_note": _state["reason"],
+        "threads": blas_threads() or _default_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cache": str(cache_root()),
+    }

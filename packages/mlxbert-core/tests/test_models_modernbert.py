@@ -1,0 +1,194 @@
+"""ModernBERT against the transformers 5.x reference outputs in tests/fixtures/modernbert."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlxbert_core.models import modernbert
+from mlxbert_core.registry import get_architecture
+
+FIXTURES = Path(__file__).parent / "fixtures" / "modernbert"
+IO = np.load(FIXTURES / "io.npz")
+REAL = IO["attention_mask"] == 1
+INPUTS = (IO["input_ids"], IO["attention_mask"])
+
+
+def _config(sub: str = "") -> dict:
+    return json.loads((FIXTURES / sub / "config.json").read_text())
+
+
+def _load(task: str, sub: str = ""):
+    model = modernbert.build(_config(sub), task)
+    weights, notes = modernbert.sanitize(mx.load(str(FIXTURES / sub / "model.safetensors")), model)
+    model.load_weights(list(weights.items()), strict=True)
+    return model, notes
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return _load("encoder")[0]
+
+
+def _max_err_real(actual: mx.array, expected: np.ndarray) -> float:
+    return float(np.abs(np.array(actual.astype(mx.float32)) - expected)[REAL].max())
+
+
+def test_encoder_matches_reference(encoder):
+    out = encoder(*INPUTS, output_hidden_states=True, output_attentions=True)
+    assert out.pooler_output is None
+    assert _max_err_real(out.last_hidden_state, IO["last_hidden_state"]) < 1e-4
+    # transformers 5.x: embedding output, layers 0..2, then the final-normed output.
+    assert len(out.hidden_states) == 5
+    for got, want in zip(out.hidden_states, IO["hidden_states"]):
+        assert _max_err_real(got, want) < 1e-4
+    assert out.hidden_states[-1] is out.last_hidden_state
+    assert len(out.attentions) == 4
+    for got, want in zip(out.attentions, IO["attentions"]):
+        diff = np.abs(np.array(got) - want).transpose(0, 2, 1, 3)[REAL]
+        assert diff.max() < 1e-4
+
+
+def test_local_layers_respect_the_window(encoder):
+    probs = encoder(*INPUTS, output_attentions=True).attentions
+    q, k = np.meshgrid(np.arange(40), np.arange(40), indexing="ij")
+    outside = np.abs(q - k) > 4
+    for layer in (1, 2):  # local layers
+        assert np.all(np.array(probs[layer])[0][:, outside] == 0)
+    assert np.array(probs[0])[0][:, outside].max() > 0  # a global layer sees everything
+
+
+def test_last_layer_before_final_norm(encoder):
+    raw, _, _ = encoder.encode_layers(*INPUTS)
+    assert _max_err_real(raw, IO["last_layer_prenorm"]) < 1e-4
+
+
+def test_output_attentions_does_not_change_outputs(encoder):
+    fast = encoder(*INPUTS).last_hidden_state
+    explicit = encoder(*INPUTS, output_attentions=True).last_hidden_state
+    np.testing.assert_allclose(np.array(fast)[REAL], np.array(explicit)[REAL], atol=1e-5)
+
+
+def test_masked_lm_matches_reference():
+    model, notes = _load("masked_lm")
+    assert notes == []
+    logits = np.array(model(*INPUTS).logits)
+    assert logits.shape == (6, 40, 512)
+    rows, cols = IO["mlm_positions"].T
+    assert np.abs(logits[rows, cols] - IO["mlm_logits"]).max() < 1e-3
+
+
+@pytest.mark.parametrize("sub,pooling", [("seqcls3", "mean"), ("regression", "cls")])
+def test_sequence_classification_matches_reference(sub, pooling):
+    model, _ = _load("sequence_classification", sub)
+    assert model.config.classifier_pooling == pooling
+    logits = np.array(model(*INPUTS).logits)
+    assert np.abs(logits - IO[f"{sub}_logits"]).max() < 1e-4
+
+
+def test_checkpoint_prefixes_and_tied_decoder():
+    weights = dict(mx.load(str(FIXTURES / "model.safetensors")))
+    encoder = modernbert.build(_config(), "encoder")
+    clean, notes = modernbert.sanitize(weights, encoder)
+    assert "layers.0.attn.Wqkv.weight" in clean and "final_norm.weight" in clean
+    assert any("ignored 3 task-head weights" in n for n in notes)
+    # A stored decoder weight (tied) is dropped with a note; a bare checkpoint gains "model.".
+    weights["decoder.weight"] = weights["model.embeddings.tok_embeddings.weight"]
+    bare = {k.removeprefix("model."): v for k, v in weights.items()}
+    mlm = modernbert.build(_config(), "masked_lm")
+    clean, notes = modernbert.sanitize(bare, mlm)
+    assert any("decoder.weight" in n and "tied" in n for n in notes)
+    mlm.load_weights(list(clean.items()), strict=True)
+
+
+@pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float16])
+def test_half_precision_is_finite_and_close(dtype, encoder):
+    # Row 2 has 8 real tokens out of 40: its padded queries in the local layers lie far
+    # outside any real key's window.
+    model, _ = _load("encoder")
+    model.set_dtype(dtype)
+    for explicit in (False, True):
+        out = model(*INPUTS, output_hidden_states=True, output_attentions=explicit)
+        for h in out.hidden_states:
+            assert mx.all(mx.isfinite(h)).item()
+        if explicit:
+            for a in out.attentions:
+                assert mx.all(mx.isfinite(a)).item()
+        assert _max_err_real(out.last_hidden_state, IO["last_hidden_state"]) < 0.25
+
+
+def test_padded_rows_do_not_change_real_tokens(encoder):
+    row = 2
+    n = int(REAL[row].sum())
+    alone = encoder(IO["input_ids"][row : row + 1, :n]).last_hidden_state
+    batched = np.array(encoder(*INPUTS).last_hidden_state)[row, :n]
+    assert np.abs(np.array(alone)[0] - batched).max() < 1e-4
+
+
+def test_config_spellings_agree():
+    new = _config()
+    legacy = {k: v for k, v in new.items() if k not in ("layer_types", "rope_parameters")}
+    v5 = {
+        k: v
+        for k, v in new.items()
+        if k not in ("global_attn_every_n_layers", "global_rope_theta", "local_rope_theta")
+    }
+    a = modernbert.ModernBertModelArgs.from_dict(legacy)
+    b = modernbert.ModernBertModelArgs.from_dict(v5)
+    assert (
+        a.layer_types
+        == b.layer_types
+        == [
+            "full_attention",
+            "sliding_attention",
+            "sliding_attention",
+            "full_attention",
+        ]
+    )
+    assert (a.global_rope_theta, a.local_rope_theta) == (160000.0, 10000.0)
+    assert (b.global_rope_theta, b.local_rope_theta) == (160000.0, 10000.0)
+
+
+def test_config_validation():
+    cfg = _config()
+    with pytest.raises(ValueError, match="layer_types"):
+        modernbert.ModernBertModelArgs.from_dict({**cfg, "layer_types": ["full_attention"]})
+    with pytest.raises(ValueError, match="classifier_pooling"):
+        modernbert.ModernBertModelArgs.from_dict({**cfg, "classifier_pooling": "max"})
+    with pytest.raises(ValueError, match="rope_type"):
+        modernbert.ModernBertModelArgs.from_dict(
+            {**cfg, "rope_parameters": {"full_attention": {"rope_type": "yarn"}}}
+        )
+    with pytest.raises(ValueError, match="heads of even size"):
+        modernbert.ModernBertModelArgs.from_dict({**cfg, "num_attention_heads": 3})
+    assert modernbert.ModernBertModelArgs.from_dict(_config("seqcls3")).num_labels == 3
+
+
+def test_input_errors_are_clear(encoder):
+    with pytest.raises(ValueError, match="max_position_embeddings=128"):
+        encoder(np.ones((1, 129), dtype=np.int64))
+    with pytest.raises(ValueError, match="attention_mask shape"):
+        encoder(IO["input_ids"], IO["attention_mask"][:3])
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        encoder(np.array([[481, 512, 482]]))
+
+
+def test_interface(encoder):
+    assert encoder.hidden_size == 64 and encoder.num_layers == 4
+    assert "attn_norm" not in encoder.layers[0] and "attn_norm" in encoder.layers[1]
+    assert get_architecture("modernbert") is modernbert.ARCHITECTURE
+
+
+def test_gpu_code_path_matches_reference(monkeypatch):
+    """Fused attention, nn.gelu and mx.softmax (the non-CPU path), run here on the CPU."""
+    from mlxbert_core.models import _layers
+
+    monkeypatch.setattr(_layers, "on_cpu", lambda: False)
+    model = _load("encoder")[0]
+    assert _max_err_real(model(*INPUTS).last_hidden_state, IO["last_hidden_state"]) < 1e-4
+    model.set_dtype(mx.float16)
+    assert mx.all(mx.isfinite(model(*INPUTS).last_hidden_state)).item()

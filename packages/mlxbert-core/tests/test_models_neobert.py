@@ -1,0 +1,154 @@
+"""NeoBERT against the authors' reference outputs in tests/fixtures/neobert."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlxbert_core.models import neobert
+from mlxbert_core.registry import get_architecture
+
+FIXTURES = Path(__file__).parent / "fixtures" / "neobert"
+IO = np.load(FIXTURES / "io.npz")
+REAL = IO["attention_mask"] == 1
+INPUTS = (IO["input_ids"], IO["attention_mask"])
+
+
+def _config(sub: str = "") -> dict:
+    return json.loads((FIXTURES / sub / "config.json").read_text())
+
+
+def _load(task: str, sub: str = "", weights: dict | None = None):
+    model = neobert.build(_config(sub), task)
+    if weights is None:
+        weights = mx.load(str(FIXTURES / sub / "model.safetensors"))
+    weights, notes = neobert.sanitize(weights, model)
+    model.load_weights(list(weights.items()), strict=True)
+    return model, notes
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return _load("encoder")[0]
+
+
+def _max_err_real(actual: mx.array, expected: np.ndarray) -> float:
+    return float(np.abs(np.array(actual.astype(mx.float32)) - expected)[REAL].max())
+
+
+def test_encoder_matches_reference(encoder):
+    out = encoder(*INPUTS, output_hidden_states=True)
+    assert out.pooler_output is None and out.attentions is None
+    assert _max_err_real(out.last_hidden_state, IO["last_hidden_state"]) < 1e-4
+    # Hub NeoBERT convention: one pre-final-norm entry per layer, no embedding entry.
+    assert len(out.hidden_states) == 3
+    for got, want in zip(out.hidden_states, IO["hidden_states"]):
+        assert _max_err_real(got, want) < 1e-4
+    embedded = encoder.encoder(mx.array(IO["input_ids"]))
+    assert _max_err_real(embedded, IO["embedding_output"]) < 1e-6
+
+
+def test_explicit_attention_probabilities_are_a_masked_softmax(encoder):
+    fast = encoder(*INPUTS).last_hidden_state
+    out = encoder(*INPUTS, output_attentions=True)
+    np.testing.assert_allclose(
+        np.array(fast)[REAL], np.array(out.last_hidden_state)[REAL], atol=1e-5
+    )
+    for probs in out.attentions:
+        p = np.array(probs)  # [B, H, Q, K]
+        np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-5)
+        assert np.all(p.transpose(0, 1, 3, 2)[~REAL[:, None, :].repeat(4, 1)] == 0)
+
+
+def test_masked_lm_matches_reference():
+    model, notes = _load("masked_lm")
+    assert notes == []
+    logits = np.array(model(*INPUTS).logits)
+    rows, cols = IO["mlm_positions"].T
+    assert np.abs(logits[rows, cols] - IO["mlm_logits"]).max() < 1e-3
+
+
+@pytest.mark.parametrize("sub", ["seqcls3", "regression"])
+def test_sequence_classification_matches_reference(sub):
+    model, notes = _load("sequence_classification", sub)
+    assert notes == []
+    logits = np.array(model(*INPUTS).logits)
+    assert np.abs(logits - IO[f"{sub}_logits"]).max() < 1e-4
+
+
+def test_keys_with_or_without_model_prefix():
+    weights = dict(mx.load(str(FIXTURES / "model.safetensors")))
+    encoder, notes = _load("encoder", weights=weights)
+    assert any("ignored 2 task-head weights (decoder" in n for n in notes)
+    bare = {k.removeprefix("model."): v for k, v in weights.items() if k.startswith("model.")}
+    encoder2, notes = _load("encoder", weights=bare)
+    assert notes == []
+    np.testing.assert_array_equal(
+        np.array(encoder(*INPUTS).last_hidden_state), np.array(encoder2(*INPUTS).last_hidden_state)
+    )
+    # A bare checkpoint into the LM model: the backbone gains "model.", the decoder is missing.
+    model = neobert.build(_config(), "masked_lm")
+    clean, _ = neobert.sanitize(bare, model)
+    assert "model.transformer_encoder.0.qkv.weight" in clean
+    with pytest.raises(ValueError, match="decoder"):
+        model.load_weights(list(clean.items()), strict=True)
+
+
+@pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float16])
+def test_half_precision_is_finite_and_close(dtype):
+    model, _ = _load("encoder")
+    model.set_dtype(dtype)
+    for explicit in (False, True):
+        out = model(*INPUTS, output_hidden_states=True, output_attentions=explicit)
+        for h in (*out.hidden_states, out.last_hidden_state):
+            assert mx.all(mx.isfinite(h)).item()
+        assert _max_err_real(out.last_hidden_state, IO["last_hidden_state"]) < 0.25
+
+
+def test_single_row_equals_batched_row(encoder):
+    row = 2
+    n = int(REAL[row].sum())
+    alone = encoder(IO["input_ids"][row : row + 1, :n]).last_hidden_state
+    assert np.abs(np.array(alone)[0] - IO["last_hidden_state"][row, :n]).max() < 1e-4
+
+
+def test_swiglu_size_and_config_validation():
+    args = neobert.NeoBertModelArgs.from_dict(_config())
+    assert args.swiglu_size == 88 and args.norm_eps == 1e-5 and args.max_length == 64
+    assert neobert.NeoBertModelArgs(intermediate_size=3072).swiglu_size == 2048
+    assert neobert.NeoBertModelArgs.from_dict(_config("seqcls3")).num_labels == 3
+    with pytest.raises(ValueError, match="dim_head"):
+        neobert.NeoBertModelArgs.from_dict({**_config(), "dim_head": 32})
+    with pytest.raises(ValueError, match="ngpt"):
+        neobert.NeoBertModelArgs.from_dict({**_config(), "ngpt": True})
+    with pytest.raises(ValueError, match="num_attention_heads"):
+        neobert.NeoBertModelArgs.from_dict({**_config(), "num_attention_heads": 0})
+
+
+def test_input_errors_are_clear(encoder):
+    with pytest.raises(ValueError, match="max_length=64"):
+        encoder(np.ones((2, 65), dtype=np.int64))
+    with pytest.raises(ValueError, match="attention_mask shape"):
+        encoder(IO["input_ids"], IO["attention_mask"].T)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        encoder(np.array([[2, 5000, 3]]))
+
+
+def test_interface(encoder):
+    assert encoder.hidden_size == 64 and encoder.num_layers == 3
+    assert get_architecture("neobert") is neobert.ARCHITECTURE
+
+
+def test_gpu_code_path_matches_reference(monkeypatch):
+    """Fused attention, nn.gelu and mx.softmax (the non-CPU path), run here on the CPU."""
+    from mlxbert_core.models import _layers
+
+    monkeypatch.setattr(_layers, "on_cpu", lambda: False)
+    model = _load("encoder")[0]
+    assert _max_err_real(model(*INPUTS).last_hidden_state, IO["last_hidden_state"]) < 1e-4
+    model.set_dtype(mx.float16)
+    assert mx.all(mx.isfinite(model(*INPUTS).last_hidden_state)).item()
