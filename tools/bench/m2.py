@@ -3,8 +3,9 @@
 Tokens per millisecond of a forward pass (last_hidden_state) at long sequence lengths for:
 
 * ``m2-80M``: mlxbert-m2's M2-BERT at the 80M size (12 layers, hidden 768, Monarch GLU MLP,
-  bidirectional + residual Hyena long convolutions), random weights, max length = L,
-  optionally wrapped in ``mx.compile``;
+  bidirectional + residual Hyena long convolutions), random weights, max length = L, in eval
+  mode (filter spectra cached), optionally wrapped in ``mx.compile``; ``--m2-backends`` adds
+  rows for other long-convolution backends (``m2-80M[rfft]``, ``m2-80M[matmul]``);
 * ``mlx-bert-base``: mlxbert-core's ``BertModel`` (12 layers, hidden 768, 12 heads);
 * ``torch-bert-base``: transformers' ``BertModel`` with SDPA attention under
   ``torch.inference_mode()``, ``max_position_embeddings`` extended to L (skipped with a
@@ -14,6 +15,7 @@ Every model gets the same batch of random token ids (no padding) at each length;
 printed are M2 over each baseline.
 
     python tools/bench/m2.py --device gpu --json m2-gpu.json
+    python tools/bench/m2.py --device gpu --m2-backends auto,rfft --conv-check --no-mlx-bert
     python tools/bench/m2.py --device cpu --lengths 512 1024 --batch 1 --json m2-cpu.json
 
 Needs mlxbert-core and mlxbert-m2 importable (installed, or
@@ -41,6 +43,8 @@ import numpy as np
 
 from mlxbert_core.models.bert import BertModel, BertModelArgs
 from mlxbert_m2 import PRESETS, build_model
+from mlxbert_m2._fftconv import monarch_fft_conv, monarch_kernel_spectrum, monarch_plan
+from mlxbert_m2.mixer import rfft_kernel_spectrum, rfft_long_conv, set_long_conv_backend
 
 VOCAB = 30522
 #: Batch per length: about the same number of tokens per call up to 2k, fewer beyond (the
@@ -100,10 +104,11 @@ def m2_config(length: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-def mlx_m2_runner(length: int, dtype: str, compile_: bool):
+def mlx_m2_runner(length: int, dtype: str, compile_: bool, backend: str = "auto"):
     model = build_model(m2_config(length), "encoder")
-    model.eval()
+    model.eval()  # inference: the filter spectra are generated once and cached
     model.set_dtype(getattr(mx, dtype))
+    set_long_conv_backend(model, backend)
     mx.eval(model.parameters())
 
     def forward(ids: mx.array) -> mx.array:
@@ -184,6 +189,73 @@ def release_torch() -> None:
         pass
 
 
+def distinct_backends(backends: list[str], dtype: str) -> list[str]:
+    """Drop backends that resolve to the same computation as an earlier one for ``dtype``
+    ("auto" is the rfft in float32 and the matrix-product FFT otherwise)."""
+    seen, kept = set(), []
+    for backend in backends:
+        resolved = backend
+        if backend == "auto":
+            resolved = "rfft" if dtype == "float32" else "matmul"
+        if resolved not in seen:
+            seen.add(resolved)
+            kept.append(backend)
+    return kept
+
+
+def _eval_call(fn, *args) -> None:
+    mx.eval(fn(*args))
+
+
+def conv_check(lengths: list[int], dtypes: list[str], device: str, args) -> list[dict]:
+    """The long convolution alone at the 80M model's fused width (2 x 768 channels): error of
+    the matrix-product FFT against the float32 rfft, and the time of each with cached spectra."""
+    rows = []
+    rng = np.random.default_rng(1)
+    channels = 2 * 768
+    for length in lengths:
+        try:
+            batch = batch_for(device, length, args.batch)
+            plan = monarch_plan(length)
+            u = mx.array(rng.standard_normal((batch, length, channels)).astype(np.float32))
+            decay = np.exp(-np.linspace(0, 6, 2 * length, dtype=np.float32))[:, None]
+            k = mx.array(decay * rng.standard_normal((2 * length, channels)).astype(np.float32))
+            rfft_spec = rfft_kernel_spectrum(k)
+            reference = rfft_long_conv(u, rfft_spec)
+            mx.eval(reference, rfft_spec)
+            rfft_step = partial(_eval_call, mx.compile(rfft_long_conv), u, rfft_spec)
+            rfft_s = time_it(rfft_step, 2, args.iters, args.min_seconds)
+            for dtype in dtypes:
+                ud = u.astype(getattr(mx, dtype))
+                spec = monarch_kernel_spectrum(k, plan).astype(ud.dtype)
+                mx.eval(ud, spec)
+                fn = mx.compile(lambda x, s, p=plan: monarch_fft_conv(x, s, p))
+                y = fn(ud, spec).astype(mx.float32)
+                err = float(mx.linalg.norm(y - reference) / mx.linalg.norm(reference))
+                seconds = time_it(
+                    partial(_eval_call, fn, ud, spec), 2, args.iters, args.min_seconds
+                )
+                row = {
+                    "length": length,
+                    "batch": batch,
+                    "dtype": dtype,
+                    "plan": [plan.n1, plan.n2],
+                    "rel_error_vs_rfft": err,
+                    "matmul_ms": seconds * 1e3,
+                    "rfft_fp32_ms": rfft_s * 1e3,
+                }
+                print(
+                    f"conv {dtype:8s} {batch} x {length} x {channels}: matmul {seconds * 1e3:7.3f} ms"
+                    f"  rfft(fp32) {rfft_s * 1e3:7.3f} ms  rel.err {err:.2e}",
+                    flush=True,
+                )
+                rows.append(row)
+        except Exception as exc:  # report and go on to the model timings
+            print(f"conv check at length {length} failed: {type(exc).__name__}: {exc}", flush=True)
+            rows.append({"length": length, "error": f"{type(exc).__name__}: {exc}"[:500]})
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -238,6 +310,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=None, help="batch for every length")
     parser.add_argument("--dtypes", default=None, help="comma list: float32,bfloat16,float16")
     parser.add_argument("--no-compile", action="store_true", help="run M2 without mx.compile")
+    parser.add_argument(
+        "--m2-backends",
+        default="auto",
+        help="comma list of M2 long-convolution backends to time (auto,rfft,matmul); the first "
+        "is 'm2-80M', the others 'm2-80M[backend]'",
+    )
+    parser.add_argument(
+        "--conv-check",
+        action="store_true",
+        help="first time the long convolution alone (matmul FFT vs float32 rfft) and its error",
+    )
     parser.add_argument("--no-mlx-bert", action="store_true", help="skip mlxbert-core's BERT")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     parser.add_argument("--warmup", type=int, default=2)
@@ -255,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     env = environment(args.device, torch_reason)
     print(json.dumps(env, indent=1, default=str))
 
+    conv_rows = conv_check(lengths, dtypes, args.device, args) if args.conv_check else []
+    backends = args.m2_backends.split(",")
+
     rng = np.random.default_rng(0)
     results = []
     for dtype in dtypes:
@@ -264,7 +350,14 @@ def main(argv: list[str] | None = None) -> int:
             ids[:, 0] = 101
             print(f"{dtype} batch {batch} x length {length}", flush=True)
             cell: dict[str, Any] = {"dtype": dtype, "batch": batch, "length": length}
-            runners = [("m2-80M", partial(mlx_m2_runner, length, dtype, not args.no_compile))]
+            runners = [
+                (
+                    "m2-80M" if i == 0 else f"m2-80M[{backend}]",
+                    partial(mlx_m2_runner, length, dtype, not args.no_compile, backend),
+                )
+                for i, backend in enumerate(distinct_backends(backends, dtype))
+            ]
+            n_m2 = len(runners)
             if not args.no_mlx_bert:
                 runners.append(("mlx-bert-base", partial(mlx_bert_runner, length, dtype, False)))
             if torch_reason is None:
@@ -274,18 +367,24 @@ def main(argv: list[str] | None = None) -> int:
             runs = [measure(name, factory, ids, args) for name, factory in runners]
             release_torch()
             cell["runs"] = runs
-            m2 = runs[0].get("tokens_per_ms")
-            for run in runs[1:]:
-                if m2 and run.get("tokens_per_ms"):
-                    ratio = m2 / run["tokens_per_ms"]
-                    cell[f"m2_over_{run['model']}"] = ratio
-                    print(f"  m2-80M / {run['model']}: {ratio:.2f}x", flush=True)
+            for m2_run in runs[:n_m2]:
+                for run in runs[n_m2:]:
+                    m2, base = m2_run.get("tokens_per_ms"), run.get("tokens_per_ms")
+                    if m2 and base:
+                        key = f"{m2_run['model']}_over_{run['model']}"
+                        cell[key.replace("m2-80M_over", "m2_over")] = m2 / base
+                        print(f"  {m2_run['model']} / {run['model']}: {m2 / base:.2f}x", flush=True)
             results.append(cell)
 
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as f:
             json.dump(
-                {"environment": env, "args": vars(args), "results": results},
+                {
+                    "environment": env,
+                    "args": vars(args),
+                    "conv_check": conv_rows,
+                    "results": results,
+                },
                 f,
                 indent=1,
                 default=str,

@@ -10,7 +10,15 @@ from .checkpoints import read_checkpoint, sanitize
 from .config import M2BertConfig
 from .hub import PRESETS, TOKENIZER, M2Preset, from_pretrained, load_tokenizer
 from .loading import build_model, expand_positions, load_checkpoint_into, load_weights_strict
-from .mixer import HyenaFilter, MonarchMixerSequenceMixing, fft_long_conv
+from .mixer import (
+    LONG_CONV_BACKENDS,
+    HyenaFilter,
+    MonarchMixerSequenceMixing,
+    clear_filter_cache,
+    fft_long_conv,
+    set_filter_caching,
+    set_long_conv_backend,
+)
 from .mlp import BlockdiagLinear, GatedLinearUnitMLP
 from .model import (
     M2BertForMaskedLM,
@@ -24,6 +32,7 @@ from .training import is_filter_parameter, make_optimizer
 __version__ = "0.1.0"
 
 __all__ = [
+    "LONG_CONV_BACKENDS",
     "PRESETS",
     "TOKENIZER",
     "BlockdiagLinear",
@@ -38,6 +47,7 @@ __all__ = [
     "MonarchMixerSequenceMixing",
     "__version__",
     "build_model",
+    "clear_filter_cache",
     "expand_positions",
     "fft_long_conv",
     "from_pretrained",
@@ -49,4 +59,6 @@ __all__ = [
     "plant_sequence_tokens",
     "read_checkpoint",
     "sanitize",
+    "set_filter_caching",
+    "set_long_conv_backend",
 ]

@@ -11,11 +11,15 @@ import math
 
 import mlx.core as mx
 import mlx.nn as nn
+from mlx.utils import tree_flatten
 
+from ._fftconv import MonarchPlan, monarch_fft_conv, monarch_kernel_spectrum, monarch_plan
+from ._spectrum_cache import SpectrumCache
 from .config import M2BertConfig
 
-# Filter generation and the FFT convolution always run in float32: the Sin(10 x) chain of the
-# implicit filter amplifies rounding, and MLX's FFT works on float32/complex64 only.
+# Filter generation and the kernel transforms always run in float32: the Sin(10 x) chain of the
+# implicit filter amplifies rounding. MLX's FFT works on float32/complex64 only; the
+# matrix-product FFT runs in the activation dtype.
 _FILTER_DTYPE = mx.float32
 
 
@@ -147,6 +151,20 @@ class HyenaFilter(nn.Module):
         return mx.concatenate([k_fwd, k_rev[::-1]], axis=0)
 
 
+def rfft_kernel_spectrum(kernel: mx.array) -> mx.array:
+    """``rfft`` of a (2L, C) kernel along time, channel-major: (C, L+1) complex64."""
+    return mx.fft.rfft(kernel.astype(_FILTER_DTYPE).T, n=kernel.shape[0])
+
+
+def rfft_long_conv(u: mx.array, spectrum: mx.array) -> mx.array:
+    """:func:`fft_long_conv` with the kernel given by its :func:`rfft_kernel_spectrum`."""
+    length = u.shape[1]
+    n = 2 * length
+    u_f = mx.fft.rfft(u.astype(_FILTER_DTYPE).swapaxes(1, 2), n=n)  # (B, C, L+1)
+    y = mx.fft.irfft(u_f * spectrum, n=n)[..., :length]
+    return y.swapaxes(1, 2)
+
+
 def fft_long_conv(u: mx.array, kernel: mx.array) -> mx.array:
     """Per-channel circular convolution of ``u`` (B, L, C) zero-padded to 2L with ``kernel`` (2L, C).
 
@@ -155,12 +173,7 @@ def fft_long_conv(u: mx.array, kernel: mx.array) -> mx.array:
     measured faster than transforming the middle axis on GPU); MLX provides their VJPs, so
     gradients flow to the input and to the filter parameters.
     """
-    length = u.shape[1]
-    n = 2 * length
-    u_f = mx.fft.rfft(u.astype(_FILTER_DTYPE).swapaxes(1, 2), n=n)  # (B, C, L+1)
-    k_f = mx.fft.rfft(kernel.T, n=n)  # (C, L+1)
-    y = mx.fft.irfft(u_f * k_f, n=n)[..., :length]
-    return y.swapaxes(1, 2)
+    return rfft_long_conv(u, rfft_kernel_spectrum(kernel))
 
 
 @mx.compile
@@ -201,11 +214,21 @@ class ShortFilter(nn.Module):
         return short_causal_conv(p, self.weight, self.bias)
 
 
+#: ``"auto"``: matrix-product FFT (:mod:`._fftconv`) for bfloat16/float16 activations, ``rfft``
+#: for float32; ``"rfft"``: always MLX's float32 FFT; ``"matmul"``: always the matrix-product FFT,
+#: in the activation dtype (float32 included). Lengths with no usable factorisation (large
+#: primes) always take the rfft path.
+LONG_CONV_BACKENDS = ("auto", "rfft", "matmul")
+_MATMUL_DTYPES = (mx.bfloat16, mx.float16, mx.float32)
+
+
 class MonarchMixerSequenceMixing(nn.Module):
     """The M2 sequence mixer that replaces attention (reference ``MonarchMixerSequenceMixing``).
 
     The two long convolutions of a layer (``filter_fn`` on the gated value, ``filter_fn2`` on
-    the mixer input) are fused into one FFT over 2D channels.
+    the mixer input) are fused into one FFT over 2D channels. How the FFT is computed is
+    ``long_conv_backend`` (see :func:`set_long_conv_backend`); outside training the kernel
+    spectra are cached (see :class:`SpectrumCache`, :func:`set_filter_caching`).
     """
 
     def __init__(self, config: M2BertConfig):
@@ -222,22 +245,138 @@ class MonarchMixerSequenceMixing(nn.Module):
         self.filter_fn = HyenaFilter(config)
         if config.residual_long_conv:
             self.filter_fn2 = HyenaFilter(config)
+        # Plain attributes (not arrays): neither parameters nor saved with the weights.
+        self.long_conv_backend = "auto"
+        self.filter_caching = True
+        self._spectra = SpectrumCache()
+
+    def _set_training_mode(self, mode: bool) -> None:
+        # Module.train()/eval() call this on every submodule: drop cached spectra on train().
+        super()._set_training_mode(mode)
+        if mode:
+            self._spectra.clear()
+
+    def _filter_arrays(self) -> tuple[mx.array, ...]:
+        arrays = [a for _, a in tree_flatten(self.filter_fn.parameters())]
+        if self.residual_long_conv:
+            arrays += [a for _, a in tree_flatten(self.filter_fn2.parameters())]
+        return tuple(arrays)
+
+    def _time_kernel(self, length: int) -> mx.array:
+        """(2L, D) or, with the residual convolution, (2L, 2D) float32."""
+        kernel = self.filter_fn.conv_kernel(length)
+        if self.residual_long_conv:
+            kernel = mx.concatenate([kernel, self.filter_fn2.conv_kernel(length)], axis=1)
+        return kernel
+
+    def _plan(self, dtype: mx.Dtype, length: int) -> MonarchPlan | None:
+        """The matrix-product FFT plan to use, or None for the rfft path."""
+        backend = self.long_conv_backend
+        if backend not in LONG_CONV_BACKENDS:
+            raise ValueError(
+                f"long_conv_backend must be one of {LONG_CONV_BACKENDS}, got {backend!r}"
+            )
+        if backend == "rfft" or dtype not in _MATMUL_DTYPES:
+            return None
+        if backend == "auto" and dtype == mx.float32:
+            return None
+        return monarch_plan(length)
+
+    def _kernel_spectrum(self, length: int, plan: MonarchPlan | None, dtype: mx.Dtype) -> mx.array:
+        """The long-convolution kernel's spectrum, cached while not training.
+
+        The filters depend only on parameters and the length, so at inference their generation
+        and transform are done once per (length, dtype) and reused. During training they are
+        always recomputed, so gradients reach the filter parameters.
+        """
+
+        def compute() -> mx.array:
+            kernel = self._time_kernel(length)
+            if plan is None:
+                return rfft_kernel_spectrum(kernel)
+            return monarch_kernel_spectrum(kernel, plan).astype(dtype)
+
+        if self.training or not self.filter_caching:
+            self._spectra.clear()
+            return compute()
+        # Dtype names, not mx.Dtype objects: those raise on comparison with other types.
+        key = (length, plan, "rfft" if plan is None else str(dtype))
+        params = self._filter_arrays()
+        cached = self._spectra.get(key, params)
+        if cached is not None:
+            return cached
+        value = compute()
+        try:
+            # Evaluated now, it enters an mx.compile trace as a constant (the parameters are
+            # captured constants there), so a compiled forward does not regenerate filters.
+            mx.eval(value)
+        except ValueError:
+            # The parameters are traced inputs of a transformation (e.g. mx.compile with the
+            # model state as inputs): the spectrum is part of the traced graph, not cacheable.
+            return value
+        self._spectra.put(key, params, value)
+        return value
+
+    def long_conv(self, z: mx.array) -> mx.array:
+        """The (fused) long convolution of ``z`` (B, L, D or 2D), returned in ``z.dtype``."""
+        length = z.shape[1]
+        plan = self._plan(z.dtype, length)
+        spectrum = self._kernel_spectrum(length, plan, z.dtype)
+        if plan is None:
+            return rfft_long_conv(z, spectrum).astype(z.dtype)
+        return monarch_fft_conv(z, spectrum, plan)
 
     def __call__(self, x: mx.array) -> mx.array:
-        length, d = x.shape[1], self.d_model
+        d = self.d_model
         u = self.layernorm(x) if self.hyena_training_additions else x
         q = self.short_filter(self.in_linear(u))
         x1, x2, v = q[..., :d], q[..., d : 2 * d], q[..., 2 * d :]
         v = v * x1
         if self.residual_long_conv:
-            kernel = mx.concatenate(
-                [self.filter_fn.conv_kernel(length), self.filter_fn2.conv_kernel(length)], axis=1
-            )
-            conv = fft_long_conv(mx.concatenate([v, u], axis=-1), kernel).astype(x.dtype)
+            conv = self.long_conv(mx.concatenate([v, u], axis=-1)).astype(x.dtype)
             y = conv[..., :d] + v * self.filter_fn.bias
             y = y * x2
             y = y + conv[..., d:] + u * self.filter_fn2.bias
         else:
-            conv = fft_long_conv(v, self.filter_fn.conv_kernel(length)).astype(x.dtype)
+            conv = self.long_conv(v).astype(x.dtype)
             y = (conv + v * self.filter_fn.bias) * x2
         return self.out_linear(y)
+
+
+def _mixers(model: nn.Module) -> list[MonarchMixerSequenceMixing]:
+    mixers = [m for m in model.modules() if isinstance(m, MonarchMixerSequenceMixing)]
+    if not mixers:
+        raise ValueError(
+            f"{type(model).__name__} contains no MonarchMixerSequenceMixing layer; pass an "
+            "M2-BERT model (or one of its layers)"
+        )
+    return mixers
+
+
+def set_long_conv_backend(model: nn.Module, backend: str) -> None:
+    """Choose how every mixer of ``model`` computes its long convolutions.
+
+    ``"auto"`` (default): the matrix-product FFT for bfloat16/float16 activations (tensor
+    cores; relative error of the convolution ~5e-3 in bfloat16, the dtype's own precision),
+    MLX's float32 rfft for float32 (exact). ``"rfft"``: always the float32 rfft. ``"matmul"``:
+    always the matrix-product FFT in the activation dtype; in float32 it matches the rfft to
+    ~1e-6 where float32 matmuls are exact (CPU), ~5e-4 where they use TF32 (MLX on CUDA).
+    """
+    if backend not in LONG_CONV_BACKENDS:
+        raise ValueError(f"backend must be one of {LONG_CONV_BACKENDS}, got {backend!r}")
+    for mixer in _mixers(model):
+        mixer.long_conv_backend = backend
+        mixer._spectra.clear()
+
+
+def set_filter_caching(model: nn.Module, enabled: bool) -> None:
+    """Turn the inference-time kernel-spectrum cache of every mixer on (default) or off."""
+    for mixer in _mixers(model):
+        mixer.filter_caching = bool(enabled)
+        mixer._spectra.clear()
+
+
+def clear_filter_cache(model: nn.Module) -> None:
+    """Drop every cached kernel spectrum (needed only after editing filter arrays in place)."""
+    for mixer in _mixers(model):
+        mixer._spectra.clear()
