@@ -4,7 +4,9 @@ Sequences per second of a forward pass (last_hidden_state) for a BERT-base-sized
 (12 layers, hidden 768, 12 heads) and a MiniLM-sized one (6 layers, hidden 384, 12 heads),
 both with random weights, over a batch x length grid. The reference is transformers'
 ``BertModel`` with SDPA attention under ``torch.inference_mode()``; it is skipped with a
-message when torch / transformers are not importable.
+message when torch / transformers are not importable. MLX is measured twice on the same
+model: the default (eager) forward and the ``compile_forward()`` path; ``mlx_seq_per_s`` and
+``ratio`` in the JSON file are the compiled path, ``*_eager`` the default one.
 
     python tools/bench/encoder.py --device cpu --json cpu.json
     python tools/bench/encoder.py --device gpu --dtypes bfloat16,float32 --json gpu.json
@@ -85,17 +87,20 @@ def time_steps(steps: dict[str, Any], warmup: int, iters: int, min_seconds: floa
 
 
 def mlx_runner(config: dict[str, Any], dtype: str, device: str):
+    """make(ids, mask, compiled) -> a step running the model's default forward, or its
+    ``compile_forward()`` path (same model, same weights)."""
     mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
     model = BertModel(BertModelArgs.from_dict(config))
     model.eval()
     model.set_dtype(getattr(mx, dtype))
     mx.eval(model.parameters())
 
-    def make(ids: np.ndarray, mask: np.ndarray):
+    def make(ids: np.ndarray, mask: np.ndarray, compiled: bool):
         ids_mx, mask_mx = mx.array(ids), mx.array(mask)
         mx.eval(ids_mx, mask_mx)
 
         def step() -> None:
+            model.compile_forward(compiled)
             mx.eval(model(ids_mx, mask_mx).last_hidden_state)
 
         return step
@@ -203,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(env, indent=1, default=str))
     rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
-    header = f"{'model':<10} {'dtype':<9} {'batch x len':>11} {'mlx seq/s':>10} {'torch seq/s':>12} {'mlx/torch':>9}"
+    header = (
+        f"{'model':<10} {'dtype':<9} {'batch x len':>11} {'eager seq/s':>11} "
+        f"{'compiled':>10} {'torch seq/s':>12} {'eager/torch':>11} {'compiled/torch':>14}"
+    )
     print(header)
     print("-" * len(header))
     for name in models:
@@ -214,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             for batch, length in grid:
                 ids = rng.integers(1, VOCAB, size=(batch, length), dtype=np.int64)
                 mask = np.ones((batch, length), dtype=np.int64)
-                steps = {"mlx": mlx_make(ids, mask)}
+                steps = {
+                    "mlx_eager": mlx_make(ids, mask, False),
+                    "mlx": mlx_make(ids, mask, True),
+                }
                 if torch_make is not None:
                     steps["torch"] = torch_make(ids, mask)
                 seconds = time_steps(steps, args.warmup, args.iters, args.min_seconds)
@@ -223,17 +234,22 @@ def main(argv: list[str] | None = None) -> int:
                     "dtype": dtype,
                     "batch": batch,
                     "length": length,
+                    "mlx_eager_seq_per_s": batch / seconds["mlx_eager"],
                     "mlx_seq_per_s": batch / seconds["mlx"],
                 }
                 if "torch" in seconds:
                     row["torch_seq_per_s"] = batch / seconds["torch"]
+                    row["ratio_eager"] = seconds["torch"] / seconds["mlx_eager"]
                     row["ratio"] = seconds["torch"] / seconds["mlx"]
                 rows.append(row)
-                torch_col = f"{row['torch_seq_per_s']:12.1f}" if "ratio" in row else f"{'-':>12}"
-                ratio_col = f"{row['ratio']:8.2f}x" if "ratio" in row else f"{'-':>9}"
+                has_ref = "ratio" in row
+                torch_col = f"{row['torch_seq_per_s']:12.1f}" if has_ref else f"{'-':>12}"
+                eager_ratio = f"{row['ratio_eager']:10.2f}x" if has_ref else f"{'-':>11}"
+                ratio_col = f"{row['ratio']:13.2f}x" if has_ref else f"{'-':>14}"
                 print(
                     f"{name:<10} {dtype:<9} {f'{batch}x{length}':>11} "
-                    f"{row['mlx_seq_per_s']:10.1f} {torch_col} {ratio_col}",
+                    f"{row['mlx_eager_seq_per_s']:11.1f} {row['mlx_seq_per_s']:10.1f} "
+                    f"{torch_col} {eager_ratio} {ratio_col}",
                     flush=True,
                 )
     if args.json_out:

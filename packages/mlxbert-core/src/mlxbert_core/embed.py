@@ -16,6 +16,31 @@ __all__ = ["embed"]
 
 # Show a progress bar by default only when there is enough work to watch.
 _AUTO_PROGRESS_BATCHES = 4
+# With a compiled forward (GPU), batch widths are rounded up to a multiple of this, so that a
+# corpus of many lengths needs few traced shapes (mx.compile traces once per shape).
+_COMPILED_WIDTH_MULTIPLE = 16
+
+
+def _use_compiled_forward(model: Any) -> bool:
+    """Switch on the model's compiled forward for this call (GPU only: on CPU the eager
+    forward is already compiled where it matters, and tracing per shape would not pay off).
+    True when embed switched it on and must switch it off again."""
+    if mx.default_device().type == mx.DeviceType.cpu:
+        return False
+    if not callable(getattr(model, "compile_forward", None)) or getattr(
+        model, "forward_compiled", True
+    ):
+        return False
+    model.compile_forward(True)
+    return True
+
+
+def _batch_width(lengths: list[int], compiled: bool, limit: int | None) -> int:
+    width = max(lengths)
+    if compiled:
+        rounded = -(-width // _COMPILED_WIDTH_MULTIPLE) * _COMPILED_WIDTH_MULTIPLE
+        width = max(width, min(rounded, limit)) if limit else rounded
+    return width
 
 
 def _default_max_length(model: Any, tokenizer: Any) -> int | None:
@@ -64,7 +89,9 @@ def embed(
                 terminal.
 
     Texts are sorted by token length before batching, so each batch pads only to its own
-    longest text; results are returned in the original order.
+    longest text; results are returned in the original order. On a GPU, encoders with a
+    compiled forward (``compile_forward``) run through it, with batch widths rounded up to a
+    multiple of 16 to limit the number of traced shapes.
     """
     if isinstance(texts, str):
         texts = [texts]
@@ -84,14 +111,29 @@ def embed(
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
     starts = range(0, len(order), batch_size)
     results: list[np.ndarray | None] = [None] * len(texts)
+    config = getattr(model, "config", None)
+    limits = [
+        v
+        for v in (
+            max_length,
+            getattr(config, "max_position_embeddings", None),
+            getattr(config, "max_length", None),  # NeoBERT's name for it
+        )
+        if isinstance(v, int) and v > 0
+    ]
+    limit = min(limits) if limits else None
     bar = _progress_bar(len(starts), progress)
+    compiled = _use_compiled_forward(model)
     try:
         for start in starts:
             rows = order[start : start + batch_size]
+            # NumPy inputs: the model checks them on the host, with no device synchronisation,
+            # and runs unmasked attention when the batch has no padding.
             batch = tokenizer.pad(
                 [ids[i] for i in rows],
                 [types[i] for i in rows] if types is not None else None,
-                return_tensors="mx",
+                width=_batch_width([len(ids[i]) for i in rows], compiled, limit),
+                return_tensors="np",
             )
             out = model(**batch)
             if pooling == "pooler":
@@ -105,7 +147,7 @@ def embed(
                         f"{type(model).__name__} does not return last_hidden_state; "
                         "embed needs an encoder (from_pretrained(..., task='encoder'))"
                     )
-                pooled = POOLING[pooling](hidden, batch["attention_mask"])
+                pooled = POOLING[pooling](hidden, mx.array(batch["attention_mask"]))
             if normalize:
                 pooled = l2_normalize(pooled)
             values = np.array(pooled.astype(mx.float32))
@@ -114,6 +156,8 @@ def embed(
             if bar is not None:
                 bar.update(1)
     finally:
+        if compiled:
+            model.compile_forward(False)
         if bar is not None:
             bar.close()
     return np.stack(results).astype(np.float32, copy=False)

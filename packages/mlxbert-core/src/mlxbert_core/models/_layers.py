@@ -7,8 +7,9 @@ and no row whose softmax is taken over nothing but masked scores.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import mlx.core as mx
@@ -188,6 +189,72 @@ def _host_value(x: mx.array) -> int | None:
         return None
 
 
+def _host_copy(x: Any) -> np.ndarray | None:
+    """``x`` as a NumPy array when its values are already on the host (NumPy, lists), else None.
+
+    Checking such inputs in NumPy costs no device work and, above all, no device
+    synchronisation; only inputs that are already MLX arrays need a device reduction."""
+    if x is None or isinstance(x, mx.array):
+        return None
+    try:
+        return np.asarray(x)
+    except Exception:
+        return None  # to_mx reports it
+
+
+#: How MLX-array inputs are range-checked: "reduce" (min/max on the device, one read-back)
+#: or "host" (copy the ids to the host and check them in NumPy).
+DEVICE_INPUT_CHECK = "reduce"
+
+
+def _input_stats(
+    ids: mx.array,
+    ids_host: np.ndarray | None,
+    types: mx.array | None,
+    types_host: np.ndarray | None,
+    mask: mx.array | None,
+    mask_host: np.ndarray | None,
+    *,
+    device: bool = True,
+) -> dict[str, int] | None:
+    """min/max of the ids (and type ids) and whether the mask is all ones.
+
+    Host inputs are summarised in NumPy; the rest with a single stacked device reduction read
+    back in one synchronisation (skipped, and their keys left out, with ``device=False``).
+    None inside ``mx.compile``, where values cannot be read."""
+    if DEVICE_INPUT_CHECK == "host" and device:
+        try:
+            ids_host = np.asarray(ids) if ids_host is None else ids_host
+            if types is not None and types_host is None:
+                types_host = np.asarray(types)
+            if mask is not None and mask_host is None:
+                mask_host = np.asarray(mask)
+        except (ValueError, RuntimeError, TypeError):
+            return None
+    stats: dict[str, int] = {}
+    pending: dict[str, mx.array] = {}
+    for name, host, dev in (("ids", ids_host, ids), ("types", types_host, types)):
+        if dev is None:
+            continue
+        if host is not None and host.size:
+            stats[name + "_min"], stats[name + "_max"] = int(host.min()), int(host.max())
+        elif device:
+            pending[name + "_min"] = mx.min(dev).astype(mx.int64)
+            pending[name + "_max"] = mx.max(dev).astype(mx.int64)
+    if mask is not None:
+        if mask_host is not None:
+            stats["mask_full"] = int(np.all(mask_host != 0))
+        elif device:
+            pending["mask_full"] = mx.all(mask != 0).astype(mx.int64)
+    if pending:
+        try:
+            values = mx.stack(list(pending.values())).tolist()
+        except (ValueError, RuntimeError):
+            return None
+        stats.update(zip(pending, (int(v) for v in values)))
+    return stats
+
+
 def validate_inputs(
     input_ids: Any,
     attention_mask: Any = None,
@@ -197,13 +264,22 @@ def validate_inputs(
     max_positions: int,
     max_positions_name: str,
     type_vocab_size: int | None = None,
+    drop_full_mask: bool = False,
+    check_device_values: bool = True,
 ) -> tuple[mx.array, mx.array | None, mx.array | None]:
     """Check shapes and id ranges; return the inputs as MLX arrays.
 
-    The range checks cost one small reduction each. They are skipped inside ``mx.compile``,
-    where values cannot be read.
+    Inputs given as NumPy arrays or lists (tokenizer output) are range-checked on the host for
+    free; MLX-array inputs cost one small device reduction and one synchronisation (pass NumPy
+    arrays to avoid even that). The range checks are skipped inside ``mx.compile``, where
+    values cannot be read. With ``drop_full_mask``, an attention mask without any padding is
+    returned as None: attention then runs unmasked, which gives the same result and lets
+    fused attention kernels skip the mask. ``check_device_values=False`` skips the value
+    checks (ranges, full mask) of inputs that are MLX arrays, and with them the device
+    synchronisation; host inputs are still checked.
     """
-    ids = to_mx(input_ids, "input_ids")
+    ids_host = _host_copy(input_ids)
+    ids = to_mx(input_ids if ids_host is None else ids_host, "input_ids")
     if ids.ndim != 2:
         raise ValueError(
             f"input_ids must be 2-D [batch, seq_len], got shape {tuple(ids.shape)}; "
@@ -219,34 +295,50 @@ def validate_inputs(
             f"sequence length {seq_len} exceeds {max_positions_name}={max_positions} of this "
             f"model; truncate the input (tokenizer max_length <= {max_positions})"
         )
-    mask = None
+    mask = mask_host = None
     if attention_mask is not None:
-        mask = to_mx(attention_mask, "attention_mask")
+        mask_host = _host_copy(attention_mask)
+        mask = to_mx(attention_mask if mask_host is None else mask_host, "attention_mask")
         if tuple(mask.shape) != (batch, seq_len):
             raise ValueError(
                 f"attention_mask shape {tuple(mask.shape)} does not match input_ids shape "
                 f"{(batch, seq_len)}"
             )
-    types = None
+    types = types_host = None
     if token_type_ids is not None:
-        types = to_mx(token_type_ids, "token_type_ids")
+        types_host = _host_copy(token_type_ids)
+        types = to_mx(token_type_ids if types_host is None else types_host, "token_type_ids")
         if tuple(types.shape) != (batch, seq_len):
             raise ValueError(
                 f"token_type_ids shape {tuple(types.shape)} does not match input_ids shape "
                 f"{(batch, seq_len)}"
             )
-    lo, hi = _host_value(mx.min(ids)), _host_value(mx.max(ids))
-    if lo is not None and hi is not None and (lo < 0 or hi >= vocab_size):
+    check_types = types is not None and type_vocab_size is not None
+    stats = _input_stats(
+        ids,
+        ids_host,
+        types if check_types else None,
+        types_host,
+        mask if drop_full_mask else None,
+        mask_host,
+        device=check_device_values,
+    )
+    if stats is None:  # inside mx.compile
+        return ids, mask, types
+    lo, hi = stats.get("ids_min", 0), stats.get("ids_max", 0)
+    if lo < 0 or hi >= vocab_size:
         raise ValueError(
             f"input_ids contain ids outside the vocabulary [0, {vocab_size}) (min {lo}, "
             f"max {hi}); was the text tokenized with this model's tokenizer?"
         )
-    if types is not None and type_vocab_size is not None:
-        lo, hi = _host_value(mx.min(types)), _host_value(mx.max(types))
-        if lo is not None and hi is not None and (lo < 0 or hi >= type_vocab_size):
+    if check_types:
+        lo, hi = stats.get("types_min", 0), stats.get("types_max", 0)
+        if lo < 0 or hi >= type_vocab_size:
             raise ValueError(
                 f"token_type_ids must lie in [0, {type_vocab_size}) (min {lo}, max {hi})"
             )
+    if drop_full_mask and stats.get("mask_full"):
+        mask = None
     return ids, mask, types
 
 
@@ -291,6 +383,28 @@ def sliding_window_mask(tokens: mx.array | None, seq_len: int, half_window: int)
 # --------------------------------------------------------------------------------------------
 
 
+#: GPU tuning switches. Module attributes (not arguments) so that
+#: ``tools/bench/encoder_variants.py`` can compare the alternatives in one process; the defaults
+#: are the fastest measured on an NVIDIA H200 (see tools/bench/README.md). None of them is
+#: used on CPU, where attention is always the explicit softmax below.
+#:   GPU_ATTENTION: "fused" (mx.fast.scaled_dot_product_attention) or "explicit".
+#:   GPU_ADDITIVE_MASK: hand a float (0 / -max) mask to the fused kernel instead of a boolean.
+#:   GPU_FUSED_QKV: one [3H, H] projection instead of three (plain nn.Linear layers only).
+#:   GPU_SPLIT_BIAS: x @ Wᵀ, then + b as a separate elementwise op (which a compiled forward
+#:     fuses into the GELU or residual add that follows) instead of one addmm.
+GPU_ATTENTION = "fused"
+GPU_ADDITIVE_MASK = True
+GPU_FUSED_QKV = True
+GPU_SPLIT_BIAS = False
+
+
+def linear(layer: nn.Module, x: mx.array) -> mx.array:
+    """``layer(x)``; on GPU with ``GPU_SPLIT_BIAS``, a plain ``nn.Linear`` as matmul + add."""
+    if GPU_SPLIT_BIAS and type(layer) is nn.Linear and "bias" in layer and not on_cpu():
+        return x @ layer.weight.T + layer.bias
+    return layer(x)
+
+
 def attention(
     q: mx.array,
     k: mx.array,
@@ -307,12 +421,91 @@ def attention(
     the input dtype, softmax in float32, masked scores set to the float32 minimum as eager
     attention does); with ``output_attentions`` the probabilities are returned too.
     """
-    if not output_attentions and not on_cpu():
+    if not output_attentions and not on_cpu() and GPU_ATTENTION == "fused":
+        if mask is not None and GPU_ADDITIVE_MASK and mask.dtype == mx.bool_:
+            mask = mx.where(mask, mx.array(0, q.dtype), mx.array(mx.finfo(q.dtype).min, q.dtype))
         return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask), None
     # Explicit path. Also taken on CPU, where MLX's fused attention is several times slower
     # than two matrix products and a softmax.
     probs = masked_softmax((q * scale) @ k.swapaxes(-1, -2), mask)
     return probs @ v, (probs if output_attentions else None)
+
+
+def fused_linears(x: mx.array, layers: Sequence[nn.Module]) -> list[mx.array] | None:
+    """The outputs of several ``nn.Linear`` layers of one input, from one matrix product of
+    their concatenated weights (one large GEMM instead of several), or None when that does
+    not apply: on CPU, with ``GPU_FUSED_QKV`` off, or when a layer is not a plain
+    ``nn.Linear`` (quantized, LoRA-wrapped...). Parameters stay separate (checkpoint names
+    unchanged); the concatenation is a cheap copy, fused into compiled forwards."""
+    if not GPU_FUSED_QKV or on_cpu() or any(type(layer) is not nn.Linear for layer in layers):
+        return None
+    has_bias = ["bias" in layer for layer in layers]
+    if any(has_bias) and not all(has_bias):
+        return None
+    weight = mx.concatenate([layer.weight for layer in layers], axis=0)
+    if all(has_bias):
+        bias = mx.concatenate([layer.bias for layer in layers])
+        out = x @ weight.T + bias if GPU_SPLIT_BIAS else mx.addmm(bias, x, weight.T)
+    else:
+        out = x @ weight.T
+    sizes = [layer.weight.shape[0] for layer in layers]
+    splits = list(itertools.accumulate(sizes[:-1]))
+    return mx.split(out, splits, axis=-1)
+
+
+class CompiledForward:
+    """Mixin for encoders: an opt-in ``mx.compile``'d inference forward.
+
+    :meth:`compile_forward` switches it on. Plain inference calls (eval mode, no
+    ``output_hidden_states`` / ``output_attentions``) then run through ``mx.compile``, which
+    fuses the elementwise work (bias + GELU, residual adds, masks) and replays the traced graph
+    without rebuilding it in Python. The model's parameters are passed to the compiled function
+    as implicit inputs, so weight updates (loading, ``set_dtype``, training) are picked up.
+    ``mx.compile`` traces once per input shape; batches of many different lengths therefore
+    pay a trace each (``embed`` rounds lengths up to limit that).
+    """
+
+    _forward_compiled: bool = False
+    _check_mx_inputs: bool = True
+
+    def compile_forward(self, enabled: bool = True, *, check_mx_inputs: bool = True):
+        """Run plain inference forwards through ``mx.compile`` (see the class docstring);
+        returns the model, so ``model = load(...).compile_forward()`` works.
+
+        ``check_mx_inputs=False`` skips the id range check of inputs that are already MLX
+        arrays on these calls (it costs a device reduction and a synchronisation per call);
+        out-of-range ids then give undefined embeddings instead of an error. NumPy and list
+        inputs are always checked, on the host, at no device cost."""
+        self._forward_compiled = bool(enabled)
+        self._check_mx_inputs = bool(check_mx_inputs)
+        return self
+
+    @property
+    def forward_compiled(self) -> bool:
+        return self._forward_compiled
+
+    def _use_compiled(self, plain: bool) -> bool:
+        return plain and self._forward_compiled and not self.training
+
+    def _check_device_values(self, plain: bool) -> bool:
+        """Whether validate_inputs should range-check MLX-array inputs on this call."""
+        return self._check_mx_inputs or not self._use_compiled(plain)
+
+    def _compiled_call(self, fn: Callable[..., tuple], *arrays: mx.array | None) -> tuple:
+        """``fn(*arrays)`` through an ``mx.compile`` cached per pattern of None arguments."""
+        cache = self.__dict__.setdefault("_compiled_cache", {})
+        key = (fn.__name__, tuple(a is None for a in arrays))
+        compiled = cache.get(key)
+        if compiled is None:
+            missing = key[1]
+
+            def run(*given: mx.array) -> tuple:
+                it = iter(given)
+                return fn(*(None if absent else next(it) for absent in missing))
+
+            compiled = mx.compile(run, inputs=self.state)
+            cache[key] = compiled
+        return compiled(*(a for a in arrays if a is not None))
 
 
 def split_heads(x: mx.array, num_heads: int) -> mx.array:

@@ -16,9 +16,12 @@ import mlx.nn as nn
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
 from ..registry import Architecture
 from ._layers import (
+    CompiledForward,
     attention,
+    fused_linears,
     get_activation,
     key_padding_mask,
+    linear,
     merge_heads,
     num_labels_from_config,
     require_positive,
@@ -114,9 +117,10 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(args.hidden_size, args.hidden_size)
 
     def __call__(self, x: mx.array, mask: mx.array | None, output_attentions: bool):
-        q = split_heads(self.query(x), self.num_heads)
-        k = split_heads(self.key(x), self.num_heads)
-        v = split_heads(self.value(x), self.num_heads)
+        qkv = fused_linears(x, (self.query, self.key, self.value))
+        if qkv is None:
+            qkv = tuple(linear(p, x) for p in (self.query, self.key, self.value))
+        q, k, v = (split_heads(t, self.num_heads) for t in qkv)
         out, probs = attention(
             q, k, v, scale=self.scale, mask=mask, output_attentions=output_attentions
         )
@@ -131,7 +135,7 @@ class BertSelfOutput(nn.Module):
         self.dropout = nn.Dropout(args.hidden_dropout_prob)
 
     def __call__(self, context: mx.array, residual: mx.array) -> mx.array:
-        return self.LayerNorm(self.dropout(self.dense(context)) + residual)
+        return self.LayerNorm(self.dropout(linear(self.dense, context)) + residual)
 
 
 class BertAttention(nn.Module):
@@ -152,7 +156,7 @@ class BertIntermediate(nn.Module):
         self._act = get_activation(args.hidden_act)
 
     def __call__(self, x: mx.array) -> mx.array:
-        return self._act(self.dense(x))
+        return self._act(linear(self.dense, x))
 
 
 class BertOutput(nn.Module):
@@ -163,7 +167,7 @@ class BertOutput(nn.Module):
         self.dropout = nn.Dropout(args.hidden_dropout_prob)
 
     def __call__(self, x: mx.array, residual: mx.array) -> mx.array:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+        return self.LayerNorm(self.dropout(linear(self.dense, x)) + residual)
 
 
 class BertLayer(nn.Module):
@@ -195,7 +199,7 @@ class BertPooler(nn.Module):
         return mx.tanh(self.dense(hidden[:, 0]))
 
 
-class BertModel(nn.Module):
+class BertModel(nn.Module, CompiledForward):
     """The bare BERT encoder (``BertModel``): embeddings, post-norm layers, optional pooler.
 
     ``hidden_states`` = (embedding output, output of each layer); the last entry equals
@@ -237,6 +241,7 @@ class BertModel(nn.Module):
         output_attentions: bool = False,
     ) -> EncoderOutput:
         args = self.config
+        plain = not (output_hidden_states or output_attentions)
         input_ids, attention_mask, token_type_ids = validate_inputs(
             input_ids,
             attention_mask,
@@ -245,7 +250,14 @@ class BertModel(nn.Module):
             max_positions=args.max_position_embeddings,
             max_positions_name="max_position_embeddings",
             type_vocab_size=args.type_vocab_size,
+            drop_full_mask=True,
+            check_device_values=self._check_device_values(plain),
         )
+        if self._use_compiled(plain):
+            x, *pooled = self._compiled_call(
+                self._plain_forward, input_ids, attention_mask, token_type_ids
+            )
+            return EncoderOutput(last_hidden_state=x, pooler_output=pooled[0] if pooled else None)
         mask = key_padding_mask(token_mask(attention_mask))
         x = self.embeddings(input_ids, token_type_ids)
         hidden_states = [x] if output_hidden_states else None
@@ -263,6 +275,16 @@ class BertModel(nn.Module):
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,
             attentions=tuple(attentions) if attentions is not None else None,
         )
+
+    def _plain_forward(
+        self, input_ids: mx.array, attention_mask: mx.array | None, token_type_ids: mx.array | None
+    ) -> tuple[mx.array, ...]:
+        """(last_hidden_state, [pooler_output]): the traced body of the compiled forward."""
+        mask = key_padding_mask(token_mask(attention_mask))
+        x = self.embeddings(input_ids, token_type_ids)
+        for layer in self.encoder.layer:
+            x, _ = layer(x, mask)
+        return (x, self.pooler(x)) if self.has_pooler else (x,)
 
 
 class BertPredictionHeadTransform(nn.Module):

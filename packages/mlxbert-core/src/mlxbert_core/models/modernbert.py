@@ -17,6 +17,7 @@ import mlx.nn as nn
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
 from ..registry import Architecture
 from ._layers import (
+    CompiledForward,
     attention,
     get_activation,
     key_padding_mask,
@@ -209,7 +210,7 @@ class ModernBertEncoderLayer(nn.Module):
         return x + self.mlp(self.mlp_norm(x)), probs
 
 
-class ModernBertModel(nn.Module):
+class ModernBertModel(nn.Module, CompiledForward):
     """The bare ModernBERT encoder (``ModernBertModel``).
 
     ``hidden_states`` follows transformers 5.x: (embedding output, output of layers
@@ -249,14 +250,31 @@ class ModernBertModel(nn.Module):
             vocab_size=args.vocab_size,
             max_positions=args.max_position_embeddings,
             max_positions_name="max_position_embeddings",
+            drop_full_mask=True,
         )
+        return self._encode_layers(
+            input_ids, attention_mask, output_hidden_states, output_attentions
+        )
+
+    def _masks(self, attention_mask: mx.array | None, seq_len: int) -> dict[str, mx.array | None]:
+        args = self.config
         tokens = token_mask(attention_mask)
         masks = {GLOBAL: key_padding_mask(tokens)}
-        seq_len, half_window = input_ids.shape[1], args.local_attention // 2
+        half_window = args.local_attention // 2
         if seq_len - 1 <= half_window:  # the window spans the whole sequence
             masks[LOCAL] = masks[GLOBAL]
         elif LOCAL in args.layer_types:
             masks[LOCAL] = sliding_window_mask(tokens, seq_len, half_window)
+        return masks
+
+    def _encode_layers(
+        self,
+        input_ids: mx.array,
+        attention_mask: mx.array | None,
+        output_hidden_states: bool,
+        output_attentions: bool,
+    ) -> tuple[mx.array, list[mx.array] | None, list[mx.array] | None]:
+        masks = self._masks(attention_mask, input_ids.shape[1])
         x = self.embeddings(input_ids)
         hidden_states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
@@ -279,6 +297,19 @@ class ModernBertModel(nn.Module):
     ) -> EncoderOutput:
         """``token_type_ids`` is accepted for a uniform interface and ignored (ModernBERT has
         no segment embeddings)."""
+        if self._use_compiled(not (output_hidden_states or output_attentions)):
+            args = self.config
+            input_ids, attention_mask, _ = validate_inputs(
+                input_ids,
+                attention_mask,
+                vocab_size=args.vocab_size,
+                max_positions=args.max_position_embeddings,
+                max_positions_name="max_position_embeddings",
+                drop_full_mask=True,
+                check_device_values=self._check_mx_inputs,
+            )
+            (x,) = self._compiled_call(self._plain_forward, input_ids, attention_mask)
+            return EncoderOutput(last_hidden_state=x)
         x, hidden_states, attentions = self.encode_layers(
             input_ids,
             attention_mask,
@@ -293,6 +324,13 @@ class ModernBertModel(nn.Module):
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,
             attentions=tuple(attentions) if attentions is not None else None,
         )
+
+    def _plain_forward(
+        self, input_ids: mx.array, attention_mask: mx.array | None
+    ) -> tuple[mx.array]:
+        """(last_hidden_state,): the traced body of the compiled forward."""
+        x, _, _ = self._encode_layers(input_ids, attention_mask, False, False)
+        return (self.final_norm(x),)
 
 
 class ModernBertPredictionHead(nn.Module):

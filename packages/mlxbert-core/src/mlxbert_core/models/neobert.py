@@ -16,6 +16,7 @@ import mlx.nn as nn
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
 from ..registry import Architecture
 from ._layers import (
+    CompiledForward,
     attention,
     key_padding_mask,
     merge_heads,
@@ -140,7 +141,7 @@ class EncoderBlock(nn.Module):
         return x + self.ffn(self.ffn_norm(x)), probs
 
 
-class NeoBERT(nn.Module):
+class NeoBERT(nn.Module, CompiledForward):
     """The bare NeoBERT encoder.
 
     ``hidden_states`` follows the hub NeoBERT convention, which differs from BERT's: one
@@ -176,13 +177,19 @@ class NeoBERT(nn.Module):
     ) -> EncoderOutput:
         """``token_type_ids`` is accepted for a uniform interface and ignored."""
         args = self.config
+        plain = not (output_hidden_states or output_attentions)
         input_ids, attention_mask, _ = validate_inputs(
             input_ids,
             attention_mask,
             vocab_size=args.vocab_size,
             max_positions=args.max_length,
             max_positions_name="max_length",
+            drop_full_mask=True,
+            check_device_values=self._check_device_values(plain),
         )
+        if self._use_compiled(plain):
+            (x,) = self._compiled_call(self._plain_forward, input_ids, attention_mask)
+            return EncoderOutput(last_hidden_state=x)
         mask = key_padding_mask(token_mask(attention_mask))
         x = self.encoder(input_ids)
         hidden_states = [] if output_hidden_states else None
@@ -198,6 +205,16 @@ class NeoBERT(nn.Module):
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,
             attentions=tuple(attentions) if attentions is not None else None,
         )
+
+    def _plain_forward(
+        self, input_ids: mx.array, attention_mask: mx.array | None
+    ) -> tuple[mx.array]:
+        """(last_hidden_state,): the traced body of the compiled forward."""
+        mask = key_padding_mask(token_mask(attention_mask))
+        x = self.encoder(input_ids)
+        for layer in self.transformer_encoder:
+            x, _ = layer(x, mask)
+        return (self.layer_norm(x),)
 
 
 class NeoBERTLMHead(nn.Module):
