@@ -261,3 +261,20 @@ def test_training_step_gives_finite_gradients():
     assert len(flat) == len(tree_flatten(model.trainable_parameters()))
     assert all(mx.all(mx.isfinite(g)).item() for _, g in flat)
     assert mx.abs(dict(flat)["bert.encoder.layer.0.attention.self.query.weight"]).sum().item() > 0
+
+
+def test_quantized_embedding_tables_still_work():
+    """Embeddings are looked up through the modules, so 8-bit quantized tables work and stay
+    close to the float model."""
+    import mlx.nn as nn
+
+    model = _load("encoder")
+    ids = mx.array(IO["input_ids"][:2, :8])
+    reference = np.array(model(ids).last_hidden_state)
+    nn.quantize(
+        model, group_size=32, bits=8, class_predicate=lambda _, m: isinstance(m, nn.Embedding)
+    )
+    assert isinstance(model.embeddings.position_embeddings, nn.QuantizedEmbedding)
+    quantized = np.array(model(ids).last_hidden_state)
+    assert np.isfinite(quantized).all()
+    assert np.abs(quantized - reference).max() < 0.2

@@ -99,9 +99,11 @@ class BertEmbeddings(nn.Module):
 
     def __call__(self, input_ids: mx.array, token_type_ids: mx.array | None) -> mx.array:
         seq_len = input_ids.shape[1]
-        x = self.word_embeddings(input_ids) + self.position_embeddings.weight[:seq_len]
+        # Call the embedding modules rather than slicing their weights, so the tables may be
+        # quantized (nn.QuantizedEmbedding has no float `weight`).
+        x = self.word_embeddings(input_ids) + self.position_embeddings(mx.arange(seq_len))
         if token_type_ids is None:
-            x = x + self.token_type_embeddings.weight[0]
+            x = x + self.token_type_embeddings(mx.zeros((1, 1), dtype=mx.int32))
         else:
             x = x + self.token_type_embeddings(token_type_ids)
         return self.dropout(self.LayerNorm(x))
