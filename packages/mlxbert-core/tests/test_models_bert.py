@@ -268,7 +268,7 @@ def test_quantized_embedding_tables_still_work():
     close to the float model."""
     import mlx.nn as nn
 
-    model = _load("encoder")
+    model, _ = _load("encoder")
     ids = mx.array(IO["input_ids"][:2, :8])
     reference = np.array(model(ids).last_hidden_state)
     nn.quantize(
