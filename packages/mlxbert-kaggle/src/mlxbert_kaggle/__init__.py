@@ -1,5 +1,66 @@
-"""From a competition CSV to submission.csv with BERT-family encoders on MLX; the mlxbert command line."""
+"""From a competition CSV to submission.csv with BERT-family encoders on MLX; the mlxbert
+command line.
+
+>>> from mlxbert_kaggle import cross_validate, read_table
+>>> train = read_table("titanic/train.csv")
+>>> run = cross_validate(train, target="Survived", output="runs/titanic", id_col="PassengerId")
+>>> run.metrics["cv"]["accuracy"], run.predict(read_table("titanic/test.csv")).head()
+"""
+
+# mlxbert_core first: on Linux it loads OpenBLAS, which must happen before mlx is imported.
+import mlxbert_core  # noqa: F401  isort: skip
+
+from .api import TablePredictor, cross_validate, ensemble, fit
+from .competition import kaggle_credentials, run_preset, submit
+from .cv import train_table
+from .demo import DemoConfig, run_demo
+from .ensemble import combine
+from .errors import InputError
+from .predicting import load_model, predict_file, predict_frame, resolve_model_dirs
+from .presets import PRESETS, KagglePreset, get_preset
+from .scoring import primary_metric, score
+from .splits import holdout_split, make_folds
+from .submission import align_to_sample, validate_submission
+from .tables import read_table, write_table
+from .targets import TargetSpec
+from .template import TextTemplate, default_template, format_value
+from .training import FitConfig, fit_model
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "PRESETS",
+    "DemoConfig",
+    "FitConfig",
+    "InputError",
+    "KagglePreset",
+    "TablePredictor",
+    "TargetSpec",
+    "TextTemplate",
+    "__version__",
+    "align_to_sample",
+    "combine",
+    "cross_validate",
+    "default_template",
+    "ensemble",
+    "fit",
+    "fit_model",
+    "format_value",
+    "get_preset",
+    "holdout_split",
+    "kaggle_credentials",
+    "load_model",
+    "make_folds",
+    "predict_file",
+    "predict_frame",
+    "primary_metric",
+    "read_table",
+    "resolve_model_dirs",
+    "run_demo",
+    "run_preset",
+    "score",
+    "submit",
+    "train_table",
+    "validate_submission",
+    "write_table",
+]

@@ -1,0 +1,175 @@
+"""``mlxbert train`` and ``mlxbert predict``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import InputError
+from ..progress import RichReporter
+from ..training import DEFAULT_MODEL, FitConfig
+from ._common import console, handle_errors, parse_floats, use_device
+
+Opt = typer.Option
+
+
+def _summary_line(summary: dict, output: Path) -> str:
+    metric = summary["metric"]
+    where = "CV" if summary["mode"] == "cv" else "validation"
+    extra = ""
+    if summary["mode"] == "cv":
+        mean, std = summary["fold_mean"][metric], summary["fold_std"][metric]
+        extra = f" (folds {mean:.4f} ± {std:.4f})"
+    return (
+        f"[bold green]done:[/] {where} {metric} {summary['score']:.4f}{extra}; "
+        f"{len(summary['models'])} model folder(s) and metrics.json in {output} "
+        f"({summary['seconds']:.0f} s)"
+    )
+
+
+@handle_errors
+def train(
+    train: Annotated[Path, Opt("--train", help="Training table (CSV, TSV, Parquet).")],
+    target: Annotated[list[str], Opt("--target", help="Target column (repeat for several).")],
+    output: Annotated[Path, Opt("--output", help="Output folder (models, metrics.json).")],
+    valid: Annotated[Path | None, Opt("--valid", help="Validation table (hold-out).")] = None,
+    text: Annotated[list[str] | None, Opt("--text", help="Free-text column(s).")] = None,
+    feature: Annotated[
+        list[str] | None, Opt("--feature", help="Tabular column(s) rendered as 'Name: value'.")
+    ] = None,
+    template: Annotated[
+        str | None, Opt("--template", help="Format string over columns, e.g. '{title}: {body}'.")
+    ] = None,
+    task: Annotated[str, Opt(help="auto|binary|multiclass|multilabel|regression|ordinal")] = "auto",
+    label_sep: Annotated[
+        str | None, Opt("--label-sep", help="Separator of a multilabel column.")
+    ] = None,
+    target_transform: Annotated[
+        str | None, Opt("--target-transform", help="log1p: train on log(1+y) (RMSLE).")
+    ] = None,
+    folds: Annotated[int | None, Opt(help="K-fold cross-validation with K folds.")] = None,
+    group_col: Annotated[
+        str | None, Opt("--group-col", help="Keep rows of one group in one fold.")
+    ] = None,
+    id_col: Annotated[str | None, Opt("--id-col", help="Row id column (kept in oof.csv).")] = None,
+    exclude: Annotated[
+        list[str] | None, Opt("--exclude", help="Column(s) left out of the text.")
+    ] = None,
+    valid_fraction: Annotated[
+        float, Opt("--valid-fraction", help="Hold-out share without --valid/--folds.")
+    ] = 0.1,
+    model: Annotated[str, Opt(help="Encoder: preset name, folder or hub id.")] = DEFAULT_MODEL,
+    epochs: Annotated[int, Opt(help="Passes over the training rows.")] = 3,
+    batch_size: Annotated[int, Opt("--batch-size")] = 32,
+    max_length: Annotated[int, Opt("--max-length", help="Tokens per row.")] = 128,
+    lr: Annotated[float | None, Opt(help="Peak learning rate (default by method).")] = None,
+    lora: Annotated[
+        str | None, Opt(help="LoRA preset: efficient|balanced|expressive|qlora.")
+    ] = None,
+    quantize: Annotated[int | None, Opt(help="Quantize the encoder to 4 or 8 bits.")] = None,
+    seed: Annotated[int, Opt()] = 0,
+    early_stopping: Annotated[
+        int | None, Opt("--early-stopping", help="Stop after N epochs without improvement.")
+    ] = None,
+    metric: Annotated[
+        str | None, Opt(help="Selection / early-stopping metric (default by task).")
+    ] = None,
+    max_rows: Annotated[int | None, Opt("--max-rows", help="Train on a sample of N rows.")] = None,
+    resume: Annotated[bool, Opt(help="Continue an interrupted run in --output.")] = False,
+    overwrite: Annotated[bool, Opt(help="Replace an existing run in --output.")] = False,
+    device: Annotated[str | None, Opt(help="cpu or gpu (default: MLX's).")] = None,
+) -> None:
+    """Fine-tune an encoder on a table: hold-out or K-fold CV, one model folder per fold."""
+    from ..cv import train_table
+
+    use_device(device)
+    if valid is not None and folds:
+        raise InputError("use either --valid (hold-out) or --folds (cross-validation)")
+    config = FitConfig(
+        model=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        max_length=max_length,
+        lr=lr,
+        lora=lora,
+        quantize=quantize,
+        seed=seed,
+        early_stopping=early_stopping,
+        metric=metric,
+    )
+    summary = train_table(
+        train,
+        target=target,
+        output=output,
+        text=text or (),
+        features=feature,
+        template=template,
+        task=task,
+        label_sep=label_sep,
+        target_transform=target_transform,
+        valid=valid,
+        valid_fraction=valid_fraction,
+        folds=folds,
+        group_col=group_col,
+        id_col=id_col,
+        exclude=exclude or (),
+        max_rows=max_rows,
+        config=config,
+        resume=resume,
+        overwrite=overwrite,
+        reporter=RichReporter(),
+    )
+    console.print(_summary_line(summary, output), highlight=False)
+
+
+@handle_errors
+def predict(
+    model: Annotated[
+        list[Path], Opt("--model", help="Model folder or training output (repeatable).")
+    ],
+    input: Annotated[Path, Opt("--input", help="Table to predict.")],
+    output: Annotated[Path, Opt("--output", help="Predictions file (CSV/TSV/Parquet).")],
+    id_col: Annotated[str | None, Opt("--id-col", help="Id column copied to the output.")] = None,
+    sample_submission: Annotated[
+        Path | None, Opt("--sample-submission", help="Match its columns and id order.")
+    ] = None,
+    ensemble: Annotated[str, Opt(help="mean (probabilities) or rank (rank average).")] = "mean",
+    weights: Annotated[
+        str | None, Opt(help="Comma-separated weight per model folder, e.g. 0.6,0.4.")
+    ] = None,
+    text: Annotated[
+        str | None, Opt(help="Text column, for models trained without a table template.")
+    ] = None,
+    proba: Annotated[bool, Opt(help="Also write the probabilities.")] = False,
+    device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
+) -> None:
+    """Predict a table with trained model folder(s); several (or CV folds) form an ensemble."""
+    from ..predicting import predict_file
+
+    use_device(device)
+    started = time.perf_counter()
+    result = predict_file(
+        model,
+        input,
+        output,
+        id_col=id_col,
+        sample_submission=sample_submission,
+        ensemble=ensemble,
+        weights=parse_floats(weights, "--weights"),
+        text=text,
+        proba=proba,
+        reporter=RichReporter(),
+    )
+    console.print(
+        f"[bold green]done:[/] {result['rows']} predictions from {len(result['models'])} "
+        f"model(s) written to {output} ({time.perf_counter() - started:.1f} s)",
+        highlight=False,
+    )
+
+
+def print_json(data: dict) -> None:
+    console.print_json(json.dumps(data, default=str))

@@ -1,0 +1,378 @@
+"""Training from a table: hold-out validation or K-fold cross-validation, out-of-fold
+predictions, resumable runs, ``metrics.json``.
+
+Output folder::
+
+    DIR/metrics.json        scores (validation, or CV over the out-of-fold predictions plus
+                            the per-fold mean and spread), settings, the model folders
+    DIR/model/              hold-out: the model folder
+    DIR/fold-1/ … fold-K/   CV: one complete model folder per fold (together: an ensemble)
+    DIR/oof.csv             CV: out-of-fold predictions of every training row
+    DIR/valid_predictions.csv   hold-out: predictions on the validation rows
+    DIR/_work/              logs and checkpoints (what ``resume`` continues from)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .atomic import read_json, write_json
+from .errors import InputError
+from .progress import Reporter
+from .scoring import primary_metric, score
+from .splits import holdout_split, make_folds
+from .tables import read_table, require_columns, write_table
+from .targets import TargetSpec
+from .template import TextTemplate, default_template
+from .training import FitConfig, fit_model, maybe_simulate_kill
+
+WORK = "_work"
+
+
+def _as_frame(data: pd.DataFrame | str | Path, what: str, keep_text: Sequence[str] = ()):
+    if isinstance(data, pd.DataFrame):
+        if len(data) == 0:
+            raise InputError(f"the {what} DataFrame has no rows")
+        return data
+    return read_table(data, keep_text=keep_text, what=what)
+
+
+def _raw_columns(spec: TargetSpec, raw: np.ndarray) -> pd.DataFrame:
+    """Raw predictions as named columns (``proba_<label>`` or ``value_<target>``)."""
+    raw = np.asarray(raw)
+    if spec.task == "binary":
+        return pd.DataFrame({f"proba_{spec.labels[1]}": raw.reshape(-1)})
+    if spec.task == "regression":
+        return pd.DataFrame(raw.reshape(len(raw), -1), columns=[f"raw_{c}" for c in spec.columns])
+    return pd.DataFrame(raw.reshape(len(raw), -1), columns=[f"proba_{n}" for n in spec.labels])
+
+
+def _prediction_table(frame, spec, raw, id_col, extra: dict[str, Any] | None = None):
+    decoded = spec.decode(raw).add_prefix("pred_")
+    parts = []
+    if id_col is not None:
+        parts.append(frame[[id_col]].reset_index(drop=True))
+    parts.append(pd.DataFrame(extra or {}))
+    parts.append(frame[spec.columns].reset_index(drop=True))
+    parts += [decoded, _raw_columns(spec, raw)]
+    return pd.concat([p for p in parts if p.shape[1]], axis=1)
+
+
+def _settings(spec, template, config, mode, folds, n_rows, id_col, group_col) -> dict:
+    return {
+        "mode": mode,
+        "folds": folds,
+        "rows": n_rows,
+        "target": spec.to_dict(),
+        "template": template.to_dict(),
+        "config": config.to_dict(),
+        "id_col": id_col,
+        "group_col": group_col,
+    }
+
+
+def _prepare_output(output: Path, settings: dict, resume: bool, overwrite: bool) -> None:
+    run_file = output / WORK / "run.json"
+    previous = read_json(run_file)
+    if previous is not None and resume:
+        if json.loads(json.dumps(settings)) != previous:
+            changed = sorted(k for k in settings if previous.get(k) != settings[k])
+            raise InputError(
+                f"--resume: {output} holds a run with other settings ({', '.join(changed)}); "
+                "use the same flags, or --overwrite to start again"
+            )
+        return
+    occupied = output.is_dir() and any(output.iterdir())
+    if occupied and not overwrite and not resume:
+        raise InputError(
+            f"{output} is not empty; pass --resume to continue the run there or --overwrite "
+            "to replace it"
+        )
+    if occupied and overwrite:
+        shutil.rmtree(output)
+    output.mkdir(parents=True, exist_ok=True)
+    write_json(run_file, settings)
+
+
+def train_table(
+    train: pd.DataFrame | str | Path,
+    *,
+    target: str | Sequence[str],
+    output: str | Path,
+    text: Sequence[str] = (),
+    features: Sequence[str] | None = None,
+    template: str | TextTemplate | None = None,
+    transforms: dict[str, list[str]] | None = None,
+    task: str = "auto",
+    label_sep: str | None = None,
+    target_transform: str | None = None,
+    valid: pd.DataFrame | str | Path | None = None,
+    valid_fraction: float = 0.1,
+    folds: int | None = None,
+    group_col: str | None = None,
+    id_col: str | None = None,
+    exclude: Sequence[str] = (),
+    max_rows: int | None = None,
+    config: FitConfig | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Train on a table; returns (and writes) ``metrics.json``'s content.
+
+    Hold-out validation on ``valid`` (a table) or on a ``valid_fraction`` split, or K-fold CV
+    with ``folds`` (stratified by the target, grouped by ``group_col``). See the module doc
+    for the files written; ``resume`` continues an interrupted run (finished folds are kept,
+    an unfinished one continues from its last epoch checkpoint).
+    """
+    reporter = reporter or Reporter()
+    config = config or FitConfig()
+    started = time.perf_counter()
+    targets = [target] if isinstance(target, str) else list(target)
+    keep_text = [c for c in (id_col, group_col) if c]
+    frame = _as_frame(train, "training", keep_text)
+    source = frame.attrs.get("source", "the training table")
+    require_columns(frame, [*targets, *text, *(features or []), *keep_text, *exclude], source)
+    spec = TargetSpec.infer(
+        frame, targets, task=task, label_sep=label_sep, transform=target_transform
+    )
+    frame = spec.clean(frame)
+    dropped = spec.dropped_rows
+    if dropped:
+        reporter.log(f"dropped {dropped} row(s) whose target is missing")
+    if max_rows is not None and len(frame) > max_rows:
+        frame = frame.sample(n=max_rows, random_state=config.seed).sort_index()
+        frame = frame.reset_index(drop=True)
+    if isinstance(template, TextTemplate):
+        tmpl = template
+    else:
+        tmpl = default_template(
+            frame,
+            targets=targets,
+            text_columns=text,
+            feature_columns=features,
+            exclude=[*exclude, *keep_text],
+            format=template,
+        )
+    if transforms:
+        tmpl.transforms = {**tmpl.transforms, **transforms}
+    texts = tmpl.render(frame, source)
+    y = spec.encode(frame, source)
+    if id_col is not None:
+        from .submission import check_unique_ids
+
+        check_unique_ids(frame[id_col], source)
+
+    vframe = vtexts = vy = None
+    if valid is not None:
+        if folds:
+            raise InputError("use either a validation table or folds, not both")
+        vframe = _as_frame(valid, "validation", keep_text)
+        vsource = vframe.attrs.get("source", "the validation table")
+        vframe = spec.clean(vframe)
+        if spec.dropped_rows:
+            reporter.log(f"validation: dropped {spec.dropped_rows} row(s) without target")
+        # Checked before anything is written: a bad validation file leaves no output.
+        vtexts, vy = tmpl.render(vframe, vsource), spec.encode(vframe, vsource)
+
+    output = Path(output)
+    mode = "cv" if folds else "holdout"
+    settings = _settings(spec, tmpl, config, mode, folds, len(frame), id_col, group_col)
+    if valid is not None:
+        settings["valid"] = str(valid) if not isinstance(valid, pd.DataFrame) else "DataFrame"
+    else:
+        settings["valid_fraction"] = valid_fraction if mode == "holdout" else None
+    created = not output.exists() or not any(output.iterdir())
+    _prepare_output(output, settings, resume, overwrite)
+    prepared = _Prepared(frame, texts, y, spec, tmpl, dropped, vframe, vtexts, vy)
+    try:
+        return _run(
+            prepared,
+            config,
+            mode,
+            folds,
+            group_col,
+            id_col,
+            valid_fraction,
+            output,
+            resume,
+            reporter,
+            started,
+        )
+    except InputError:
+        if created:  # nothing useful was written: leave no half-made output folder
+            shutil.rmtree(output, ignore_errors=True)
+        raise
+
+
+@dataclass
+class _Prepared:
+    """A training table ready to train on: rows, their texts and encoded targets."""
+
+    frame: pd.DataFrame
+    texts: list[str]
+    y: np.ndarray
+    spec: TargetSpec
+    template: TextTemplate
+    dropped: int
+    vframe: pd.DataFrame | None
+    vtexts: list[str] | None
+    vy: np.ndarray | None
+
+
+def _run(
+    prep: _Prepared,
+    config,
+    mode,
+    folds,
+    group_col,
+    id_col,
+    valid_fraction,
+    output,
+    resume,
+    reporter,
+    started,
+):
+    frame, texts, y, spec, tmpl = prep.frame, prep.texts, prep.y, prep.spec, prep.template
+    vframe, vtexts, vy, dropped = prep.vframe, prep.vtexts, prep.vy, prep.dropped
+    common = dict(spec=spec, template=tmpl, config=config, reporter=reporter, resume=resume)
+    reporter.log(
+        f"task {spec.task} on {spec.columns} ({len(frame)} rows"
+        + (f", labels {spec.labels}" if spec.labels and len(spec.labels) <= 10 else "")
+        + f"); text: {tmpl.describe()!r}"
+    )
+    example = texts[0] if len(texts[0]) <= 200 else texts[0][:197] + "..."
+    reporter.log(f"first row as text: {example}")
+
+    if mode == "cv":
+        result = _cross_validate(frame, texts, y, folds, group_col, id_col, output, common)
+    else:
+        if vframe is not None:
+            tframe, ttexts, ty = frame, texts, y
+        else:
+            mask = holdout_split(
+                len(frame), valid_fraction, stratify=spec.stratify_values(frame), seed=config.seed
+            )
+            vframe = frame[mask].reset_index(drop=True)
+            tframe = frame[~mask].reset_index(drop=True)
+            vtexts = [t for t, m in zip(texts, mask) if m]
+            ttexts = [t for t, m in zip(texts, mask) if not m]
+            vy, ty = y[mask], y[~mask]
+        del tframe
+        log = fit_model(
+            ttexts,
+            ty,
+            vtexts,
+            vy,
+            model_dir=output / "model",
+            work_dir=output / WORK / "model",
+            label="train",
+            meta={"fold": None},
+            **common,
+        )
+        raw = log["valid_predictions"]
+        write_table(_prediction_table(vframe, spec, raw, id_col), output / "valid_predictions.csv")
+        result = {
+            "models": ["model"],
+            "metrics": log["best"]["metrics"],
+            "best_epoch": log["best"]["epoch"],
+            "epochs": log["epochs"],
+            "rows": {"train": len(ttexts), "valid": len(vtexts)},
+        }
+    metric = config.metric or primary_metric(spec)
+    summary = {
+        "mode": mode,
+        "metric": metric,
+        "score": (result.get("cv") or result["metrics"])[metric],
+        **result,
+        "target": spec.to_dict(),
+        "template": tmpl.to_dict(),
+        "config": config.to_dict(),
+        "dropped_target_rows": dropped,
+        "seconds": time.perf_counter() - started,
+        "finished": True,
+    }
+    write_json(output / "metrics.json", summary)
+    return summary
+
+
+def _cross_validate(frame, texts, y, n_folds, group_col, id_col, output, common):
+    spec: TargetSpec = common["spec"]
+    config: FitConfig = common["config"]
+    reporter: Reporter = common["reporter"]
+    groups = frame[group_col].astype(str).to_numpy() if group_col else None
+    fold_of = make_folds(
+        len(frame), n_folds, stratify=spec.stratify_values(frame), groups=groups, seed=config.seed
+    )
+    folds_file = output / WORK / "folds.json"
+    saved = read_json(folds_file)
+    if saved is not None and saved != fold_of.tolist():
+        raise InputError(f"{output}: the folds of the saved run differ from this data; --overwrite")
+    write_json(folds_file, fold_of.tolist())
+    oof: np.ndarray | None = None
+    per_fold = []
+    texts_arr = np.asarray(texts, dtype=object)
+    for k in range(n_folds):
+        valid_mask = fold_of == k
+        fold_config = FitConfig(**{**config.to_dict(), "seed": config.seed + k})
+        log = fit_model(
+            texts_arr[~valid_mask].tolist(),
+            y[~valid_mask],
+            texts_arr[valid_mask].tolist(),
+            y[valid_mask],
+            spec=spec,
+            template=common["template"],
+            config=fold_config,
+            model_dir=output / f"fold-{k + 1}",
+            work_dir=output / WORK / f"fold-{k + 1}",
+            reporter=reporter,
+            label=f"fold {k + 1}/{n_folds}",
+            meta={"fold": k + 1},
+            resume=common["resume"],
+        )
+        raw = np.asarray(log["valid_predictions"])
+        if oof is None:
+            oof = np.zeros((len(frame), *raw.shape[1:]), dtype=np.float64)
+        oof[valid_mask] = raw
+        per_fold.append(
+            {
+                "fold": k + 1,
+                "rows": int(valid_mask.sum()),
+                "best_epoch": log["best"]["epoch"],
+                "metrics": log["best"]["metrics"],
+            }
+        )
+        maybe_simulate_kill("folds", k + 1)
+    assert oof is not None
+    cv_metrics = score(spec, y, oof)
+    names = per_fold[0]["metrics"].keys()
+    mean = {n: float(np.mean([f["metrics"][n] for f in per_fold])) for n in names}
+    std = {n: float(np.std([f["metrics"][n] for f in per_fold])) for n in names}
+    table = _prediction_table(frame, spec, oof, id_col, extra={"fold": fold_of + 1})
+    write_table(table, output / "oof.csv")
+    np.save(output / WORK / "oof.npy", oof)
+    metric = config.metric or primary_metric(spec)
+    reporter.log(
+        f"CV {metric}: {cv_metrics[metric]:.4f} (folds {mean[metric]:.4f} ± {std[metric]:.4f})"
+    )
+    return {
+        "models": [f"fold-{k + 1}" for k in range(n_folds)],
+        "cv": cv_metrics,
+        "metrics": cv_metrics,
+        "fold_mean": mean,
+        "fold_std": std,
+        "folds": per_fold,
+        "rows": {"train": len(frame)},
+    }
+
+
+__all__ = ["train_table"]
