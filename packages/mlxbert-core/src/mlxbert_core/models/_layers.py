@@ -47,10 +47,9 @@ _ERF_Q = (
 
 # Not shapeless: MLX's shapeless CPU kernels are several times slower, and new shapes reuse
 # the compiled kernel cheaply.
-@mx.compile
-def _gelu_erf_rational(x: mx.array) -> mx.array:
-    x32 = x.astype(mx.float32)
-    z = mx.clip(x32 * 0.7071067811865476, -4.0, 4.0)
+def _erf_rational(z: mx.array) -> mx.array:
+    """erf(z) for float32 z (clipped to [-4, 4], where erf is 1 to float32 precision)."""
+    z = mx.clip(z, -4.0, 4.0)
     z2 = z * z
     p = mx.array(_ERF_P[0], mx.float32)
     for c in _ERF_P[1:]:
@@ -58,14 +57,13 @@ def _gelu_erf_rational(x: mx.array) -> mx.array:
     q = mx.array(_ERF_Q[0], mx.float32)
     for c in _ERF_Q[1:]:
         q = q * z2 + c
-    return (0.5 * x32 * (1.0 + z * p / q)).astype(x.dtype)
+    return z * p / q
 
 
-def gelu(x: mx.array) -> mx.array:
-    """GELU, exact erf form. On CPU, MLX's elementwise ``erf`` is slow (scalar), so erf is
-    evaluated as a compiled (fused, vectorised) rational function instead, as PyTorch's
-    vectorised CPU kernels also do; elsewhere ``nn.gelu``."""
-    return _gelu_erf_rational(x) if on_cpu() else nn.gelu(x)
+@mx.compile
+def _gelu_erf_rational(x: mx.array) -> mx.array:
+    x32 = x.astype(mx.float32)
+    return (0.5 * x32 * (1.0 + _erf_rational(x32 * 0.7071067811865476))).astype(x.dtype)
 
 
 # exp on CPU: MLX's elementwise exp is scalar code, so softmax is computed as a compiled, fused
@@ -87,30 +85,113 @@ def _exp_nonpositive(x: mx.array) -> mx.array:
     return p * mx.stop_gradient(mx.view((n.astype(mx.int32) + 127) << 23, mx.float32))
 
 
+# Gradients. Letting autodiff differentiate the compiled approximations above op by op (the
+# polynomial, the rational function, the bit tricks) costs several times their forward pass;
+# the closed-form derivatives below are one fused elementwise kernel each, evaluated with the
+# same fast erf / exp, and equal the exact functions' gradients to float32 precision.
+
+
 @mx.compile
-def _softmax_cpu(scores: mx.array) -> mx.array:
+def _gelu_erf_vjp(x: mx.array, cotangent: mx.array) -> mx.array:
+    # d/dx [x Phi(x)] = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
+    x32 = x.astype(mx.float32)
+    cdf = 0.5 * (1.0 + _erf_rational(x32 * 0.7071067811865476))
+    pdf = _exp_nonpositive(-0.5 * x32 * x32) * 0.3989422804014327
+    return (cotangent.astype(mx.float32) * (cdf + x32 * pdf)).astype(x.dtype)
+
+
+@mx.custom_function
+def _gelu_cpu(x: mx.array) -> mx.array:
+    return _gelu_erf_rational(x)
+
+
+@_gelu_cpu.vjp
+def _gelu_cpu_vjp(primals, cotangent, output):
+    return _gelu_erf_vjp(primals, cotangent)
+
+
+def gelu(x: mx.array) -> mx.array:
+    """GELU, exact erf form. On CPU, MLX's elementwise ``erf`` is slow (scalar), so erf is
+    evaluated as a compiled (fused, vectorised) rational function instead, as PyTorch's
+    vectorised CPU kernels also do, with the exact closed-form gradient; elsewhere
+    ``nn.gelu``."""
+    return _gelu_cpu(x) if on_cpu() else nn.gelu(x)
+
+
+@mx.compile
+def _softmax_fast(scores: mx.array) -> mx.array:
     x = scores.astype(mx.float32)
     e = _exp_nonpositive(x - mx.max(x, axis=-1, keepdims=True))
     return (e / mx.sum(e, axis=-1, keepdims=True)).astype(scores.dtype)
 
 
 @mx.compile
-def _masked_softmax_cpu(scores: mx.array, mask: mx.array) -> mx.array:
+def _masked_softmax_fast(scores: mx.array, mask: mx.array) -> mx.array:
     x = mx.where(mask, scores.astype(mx.float32), mx.finfo(mx.float32).min)
     e = _exp_nonpositive(x - mx.max(x, axis=-1, keepdims=True))
     return (e / mx.sum(e, axis=-1, keepdims=True)).astype(scores.dtype)
 
 
 @mx.compile
-def _silu_cpu(x: mx.array) -> mx.array:
+def _softmax_vjp(probs: mx.array, cotangent: mx.array) -> mx.array:
+    # d softmax: p * (g - sum(g * p)). Masked entries have p == 0 and so get gradient 0.
+    p = probs.astype(mx.float32)
+    g = cotangent.astype(mx.float32)
+    return (p * (g - mx.sum(g * p, axis=-1, keepdims=True))).astype(probs.dtype)
+
+
+@mx.custom_function
+def _softmax_cpu(scores: mx.array) -> mx.array:
+    return _softmax_fast(scores)
+
+
+@_softmax_cpu.vjp
+def _softmax_cpu_vjp(primals, cotangent, output):
+    return _softmax_vjp(output, cotangent)
+
+
+@mx.custom_function
+def _masked_softmax_cpu(scores: mx.array, mask: mx.array) -> mx.array:
+    return _masked_softmax_fast(scores, mask)
+
+
+@_masked_softmax_cpu.vjp
+def _masked_softmax_cpu_vjp(primals, cotangent, output):
+    # The boolean mask gets a zero cotangent: it is not differentiable.
+    return _softmax_vjp(output, cotangent), mx.zeros_like(primals[1])
+
+
+@mx.compile
+def _silu_fast(x: mx.array) -> mx.array:
     x32 = x.astype(mx.float32)
     e = _exp_nonpositive(-mx.abs(x32))  # sigmoid from exp(-|x|): no overflow
     sigmoid = mx.where(x32 >= 0, 1.0, e) / (1.0 + e)
     return (x32 * sigmoid).astype(x.dtype)
 
 
+@mx.compile
+def _silu_vjp(x: mx.array, cotangent: mx.array) -> mx.array:
+    # d/dx [x s(x)] = s(x) (1 + x (1 - s(x))).
+    x32 = x.astype(mx.float32)
+    e = _exp_nonpositive(-mx.abs(x32))
+    sigmoid = mx.where(x32 >= 0, 1.0, e) / (1.0 + e)
+    grad = sigmoid * (1.0 + x32 * (1.0 - sigmoid))
+    return (cotangent.astype(mx.float32) * grad).astype(x.dtype)
+
+
+@mx.custom_function
+def _silu_cpu(x: mx.array) -> mx.array:
+    return _silu_fast(x)
+
+
+@_silu_cpu.vjp
+def _silu_cpu_vjp(primals, cotangent, output):
+    return _silu_vjp(primals, cotangent)
+
+
 def silu(x: mx.array) -> mx.array:
-    """SiLU (x * sigmoid(x)); on CPU through the compiled exp above."""
+    """SiLU (x * sigmoid(x)); on CPU through the compiled exp above, with its exact
+    closed-form gradient."""
     return _silu_cpu(x) if on_cpu() else nn.silu(x)
 
 
