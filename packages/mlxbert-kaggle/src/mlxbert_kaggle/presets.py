@@ -133,7 +133,7 @@ PRESETS: dict[str, KagglePreset] = {
         template="{keyword} | {text}",
         transforms={"keyword": ["url_decode"]},
         description="Disaster tweets (binary, F1) from keyword + text",
-        train_defaults={"epochs": 2, "max_length": 80, "lr": 5e-5, "batch_size": 32, **_MEAN},
+        train_defaults={"epochs": 3, "max_length": 80, "lr": 2e-5, "batch_size": 16, **_MEAN},
     ),
 }
 
