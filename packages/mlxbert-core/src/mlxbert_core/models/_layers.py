@@ -623,3 +623,13 @@ def summarize_keys(keys: list[str], limit: int = 3) -> str:
             stems.append(stem)
     shown = ", ".join(stems[:limit])
     return shown + (", ..." if len(stems) > limit else "")
+
+
+def build_for_task(task: str, args: Any, classes: dict[str, type[nn.Module]]) -> nn.Module:
+    """Instantiate the model class registered for ``task`` (encoder, masked_lm,
+    sequence_classification) in eval mode, as transformers returns loaded models."""
+    if task not in classes:
+        raise ValueError(f"unknown task {task!r}; expected {', '.join(classes)}")
+    model = classes[task](args)
+    model.eval()
+    return model

@@ -18,6 +18,7 @@ from ..registry import Architecture
 from ._layers import (
     CompiledForward,
     attention,
+    build_for_task,
     fused_linears,
     get_activation,
     key_padding_mask,
@@ -464,19 +465,12 @@ def sanitize(
 
 
 def build(config: dict[str, Any], task: str) -> nn.Module:
-    args = BertModelArgs.from_dict(config)
-    if task == "encoder":
-        model: nn.Module = BertModel(args)
-    elif task == "masked_lm":
-        model = BertForMaskedLM(args)
-    elif task == "sequence_classification":
-        model = BertForSequenceClassification(args)
-    else:
-        raise ValueError(
-            f"unknown task {task!r}; expected encoder, masked_lm or sequence_classification"
-        )
-    model.eval()
-    return model
+    classes = {
+        "encoder": BertModel,
+        "masked_lm": BertForMaskedLM,
+        "sequence_classification": BertForSequenceClassification,
+    }
+    return build_for_task(task, BertModelArgs.from_dict(config), classes)
 
 
 ARCHITECTURE = Architecture(

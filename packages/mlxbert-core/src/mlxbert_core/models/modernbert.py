@@ -19,6 +19,7 @@ from ..registry import Architecture
 from ._layers import (
     CompiledForward,
     attention,
+    build_for_task,
     get_activation,
     key_padding_mask,
     masked_mean,
@@ -489,19 +490,12 @@ def sanitize(
 
 
 def build(config: dict[str, Any], task: str) -> nn.Module:
-    args = ModernBertModelArgs.from_dict(config)
-    if task == "encoder":
-        model: nn.Module = ModernBertModel(args)
-    elif task == "masked_lm":
-        model = ModernBertForMaskedLM(args)
-    elif task == "sequence_classification":
-        model = ModernBertForSequenceClassification(args)
-    else:
-        raise ValueError(
-            f"unknown task {task!r}; expected encoder, masked_lm or sequence_classification"
-        )
-    model.eval()
-    return model
+    classes = {
+        "encoder": ModernBertModel,
+        "masked_lm": ModernBertForMaskedLM,
+        "sequence_classification": ModernBertForSequenceClassification,
+    }
+    return build_for_task(task, ModernBertModelArgs.from_dict(config), classes)
 
 
 ARCHITECTURE = Architecture(

@@ -18,6 +18,7 @@ from ..registry import Architecture
 from ._layers import (
     CompiledForward,
     attention,
+    build_for_task,
     key_padding_mask,
     merge_heads,
     num_labels_from_config,
@@ -323,19 +324,12 @@ def sanitize(
 
 
 def build(config: dict[str, Any], task: str) -> nn.Module:
-    args = NeoBertModelArgs.from_dict(config)
-    if task == "encoder":
-        model: nn.Module = NeoBERT(args)
-    elif task == "masked_lm":
-        model = NeoBERTLMHead(args)
-    elif task == "sequence_classification":
-        model = NeoBERTForSequenceClassification(args)
-    else:
-        raise ValueError(
-            f"unknown task {task!r}; expected encoder, masked_lm or sequence_classification"
-        )
-    model.eval()
-    return model
+    classes = {
+        "encoder": NeoBERT,
+        "masked_lm": NeoBERTLMHead,
+        "sequence_classification": NeoBERTForSequenceClassification,
+    }
+    return build_for_task(task, NeoBertModelArgs.from_dict(config), classes)
 
 
 ARCHITECTURE = Architecture(
