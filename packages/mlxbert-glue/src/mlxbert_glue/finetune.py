@@ -20,7 +20,6 @@ import json
 import shutil
 import statistics
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -85,30 +84,6 @@ def _loss_fn(model, batch):
     return model.loss(batch)
 
 
-def _loss_compiles(model, batch) -> bool:
-    """Whether the model's loss can be traced by ``mx.compile``.
-
-    A head whose loss validates its targets by reading values (``.item()``) cannot run
-    inside a compiled step; training then runs uncompiled (slower, same result) instead of
-    failing.
-    """
-    import mlx.core as mx
-
-    arrays = {k: v for k, v in batch.items() if isinstance(v, mx.array)}
-    try:
-        mx.eval(mx.compile(lambda b: _loss_fn(model, b))(arrays))
-    except ValueError as exc:
-        if "function transformations" not in str(exc):
-            raise
-        warnings.warn(
-            "the head's loss cannot be compiled (it reads values during tracing); "
-            "training without mx.compile",
-            stacklevel=3,
-        )
-        return False
-    return True
-
-
 def _run_seed(
     *,
     task,
@@ -148,9 +123,6 @@ def _run_seed(
     )
     cfg = _training_config(recipe, seed)
     model.train()
-    if cfg.compile and not _loss_compiles(model, next(iter(batches))):
-        cfg.compile = False
-        batches.set_epoch(0)
     trainer = Trainer(model, _loss_fn, cfg, total_steps=cfg.optimizer_steps(len(batches)))
 
     start_epoch = 0

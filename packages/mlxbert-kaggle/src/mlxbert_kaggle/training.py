@@ -163,20 +163,19 @@ def _forward(model, batch):
 
 
 def make_loss(task: str):
-    """(loss_fn, compilable). The heads' own ``loss`` methods check their targets by reading
-    values, which ``mx.compile`` cannot trace; targets here are checked once up front
-    (:meth:`TargetSpec.encode`), so the step calls the heads' loss functions directly (the
-    same losses the heads use by default: BCE, cross-entropy, MSE on standardised targets).
-    The ordinal head's likelihood has no standalone function, so it runs uncompiled."""
+    """The training loss for ``task``. Targets are checked once up front
+    (:meth:`TargetSpec.encode`); binary, multilabel, multiclass and regression call the heads'
+    loss functions directly on the prepared targets (BCE, cross-entropy, MSE on standardised
+    targets: the losses the heads use by default), ordinal uses the head's own likelihood."""
     from mlxbert_heads import losses
 
     if task in ("binary", "multilabel"):
-        return (lambda m, b: losses.binary_cross_entropy(_forward(m, b), b["labels"])), True
+        return lambda m, b: losses.binary_cross_entropy(_forward(m, b), b["labels"])
     if task == "multiclass":
-        return (lambda m, b: losses.cross_entropy(_forward(m, b), b["labels"])), True
+        return lambda m, b: losses.cross_entropy(_forward(m, b), b["labels"])
     if task == "regression":
-        return (lambda m, b: losses.mse_loss(_forward(m, b), b["labels"])), True
-    return (lambda m, b: m.head.loss(_forward(m, b), b["labels"])), False
+        return lambda m, b: losses.mse_loss(_forward(m, b), b["labels"])
+    return lambda m, b: m.head.loss(_forward(m, b), b["labels"])
 
 
 def training_targets(model, spec: TargetSpec, y: np.ndarray) -> np.ndarray:
@@ -321,7 +320,7 @@ def fit_model(
         bucket_by_length=True,
         pad_id=pad_id,
     )
-    loss_fn, compilable = make_loss(spec.task)
+    loss_fn = make_loss(spec.task)
     train_config = TrainingConfig(
         learning_rate=config.learning_rate(),
         weight_decay=config.weight_decay,
@@ -329,7 +328,7 @@ def fit_model(
         epochs=config.epochs,
         batch_size=config.batch_size,
         compute_dtype=config.compute_dtype,
-        compile=config.compile and compilable,
+        compile=config.compile,
         seed=config.seed,
     )
     model.train()
