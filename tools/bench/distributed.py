@@ -76,7 +76,13 @@ def worker(args) -> None:
         return nn.losses.cross_entropy(logits.astype(mx.float32), batch["labels"], reduction="mean")
 
     dtype = args.dtype or ("bfloat16" if args.device == "gpu" else "float32")
-    cfg = TrainingConfig(schedule="constant", compute_dtype=dtype, batch_size=args.batch)
+    cfg = TrainingConfig(
+        schedule="constant",
+        compute_dtype=dtype,
+        batch_size=args.batch,
+        grad_reduce_dtype=args.reduce_dtype,
+        communication_stream=args.comm_stream,
+    )
     trainer = Trainer(model, loss_fn, cfg)
     rng = np.random.default_rng(rank)  # each rank its own data shard
     batch = {
@@ -140,6 +146,12 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--dtype", default=None, help="compute dtype (GPU bfloat16, CPU float32)")
+    parser.add_argument(
+        "--reduce-dtype", default=None, help="dtype of the gradient all-reduce (default float32)"
+    )
+    parser.add_argument(
+        "--comm-stream", action="store_true", help="all-reduce on a stream of its own"
+    )
     parser.add_argument("--timeout", type=float, default=540, help="seconds per world size")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -169,6 +181,10 @@ def main() -> int:
             ]  # fmt: skip
             if args.dtype:
                 worker_args += ["--dtype", args.dtype]
+            if args.reduce_dtype:
+                worker_args += ["--reduce-dtype", args.reduce_dtype]
+            if args.comm_stream:
+                worker_args += ["--comm-stream"]
             if n == 1:
                 argv = [sys.executable, str(Path(__file__).resolve()), *worker_args]
             else:
@@ -216,6 +232,8 @@ def main() -> int:
         "model": args.model,
         "per_rank_batch": args.batch,
         "seq": args.seq,
+        "grad_reduce_dtype": args.reduce_dtype or "float32",
+        "communication_stream": args.comm_stream,
         "nccl_nvls_enable": os.environ.get("NCCL_NVLS_ENABLE") if backend == "nccl" else None,
         "results": results,
     }

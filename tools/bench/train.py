@@ -150,10 +150,15 @@ def mlx_runner(geometry, batch, seq, dtype, compile_step=True, checkpointing=Fal
     return run
 
 
-def mlx_peak_memory(geometry, batch, seq, dtype, checkpointing, steps=2):
+def mlx_peak_memory(geometry, batch, seq, dtype, checkpointing, steps=2, adapter=None):
     mx.clear_cache()
     mx.reset_peak_memory()
     model = mlx_model(geometry)
+    if adapter:  # "qlora": 4-bit base (group 64); "balanced": float base; r=8 on attention
+        from mlxbert_lora import LoraConfig, apply_lora
+
+        apply_lora(model, LoraConfig.preset(adapter, model=model))
+        mx.eval(model.parameters())
     cfg = TrainingConfig(
         schedule="constant", compute_dtype=dtype, gradient_checkpointing=checkpointing
     )
@@ -343,6 +348,12 @@ def main() -> int:
     )
     parser.add_argument("--memory-seq", type=int, default=512)
     parser.add_argument(
+        "--memory-variants",
+        default="plain,checkpointing,qlora,qlora-checkpointing",
+        help="comma list of: plain, checkpointing, lora, lora-checkpointing, qlora, "
+        "qlora-checkpointing",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         help="CPU threads for both sides (OpenBLAS for MLX, torch.set_num_threads); on a busy "
@@ -438,27 +449,33 @@ def main() -> int:
         mem_batch = args.memory_batch or (32 if gpu else 2)
         geometry = MODELS["base"]
         memory = {"batch": mem_batch, "seq": args.memory_seq, "model": "base"}
-        for ckpt in (False, True):
-            key = "checkpointing" if ckpt else "plain"
-            memory[f"mlx_{key}_bytes"] = mlx_peak_memory(
-                geometry, mem_batch, args.memory_seq, dtype, ckpt
+        gib = 1024**3
+        variants = [v.strip() for v in args.memory_variants.split(",") if v.strip()]
+        for variant in variants:
+            ckpt = variant.endswith("checkpointing")
+            adapter = {"qlora": "qlora", "lora": "balanced"}.get(variant.split("-")[0])
+            memory[f"mlx_{variant}_bytes"] = mlx_peak_memory(
+                geometry, mem_batch, args.memory_seq, dtype, ckpt, adapter=adapter
             )
-            if libs is not None and gpu:
-                memory[f"torch_{key}_bytes"] = torch_peak_memory(
+            log(
+                f"[memory] BERT-base {mem_batch} x {args.memory_seq}, MLX {variant}: "
+                f"{memory[f'mlx_{variant}_bytes'] / gib:.2f} GiB"
+            )
+            if libs is not None and gpu and not adapter:
+                memory[f"torch_{variant}_bytes"] = torch_peak_memory(
                     libs, geometry, mem_batch, args.memory_seq, ckpt
                 )
-        memory["mlx_ratio"] = memory["mlx_checkpointing_bytes"] / memory["mlx_plain_bytes"]
-        gib = 1024**3
-        log(
-            f"[memory] BERT-base {mem_batch} x {args.memory_seq}: MLX peak "
-            f"{memory['mlx_plain_bytes'] / gib:.2f} GiB -> {memory['mlx_checkpointing_bytes'] / gib:.2f} GiB "
-            f"with gradient checkpointing (x{memory['mlx_ratio']:.2f})"
-        )
-        if "torch_plain_bytes" in memory:
-            log(
-                f"[memory] PyTorch peak {memory['torch_plain_bytes'] / gib:.2f} GiB -> "
-                f"{memory['torch_checkpointing_bytes'] / gib:.2f} GiB with gradient checkpointing"
-            )
+                log(f"[memory] PyTorch {variant}: {memory[f'torch_{variant}_bytes'] / gib:.2f} GiB")
+        ratios = {
+            "mlx_ratio": ("checkpointing", "plain"),
+            "mlx_qlora_ratio": ("qlora", "plain"),
+            "mlx_qlora_checkpointing_ratio": ("qlora-checkpointing", "checkpointing"),
+            "mlx_lora_ratio": ("lora", "plain"),
+        }
+        for name, (num, den) in ratios.items():
+            if f"mlx_{num}_bytes" in memory and f"mlx_{den}_bytes" in memory:
+                memory[name] = memory[f"mlx_{num}_bytes"] / memory[f"mlx_{den}_bytes"]
+                log(f"[memory] {num} / {den}: x{memory[name]:.2f}")
         report["memory"] = memory
 
     if args.json:

@@ -29,6 +29,7 @@ WORKER = textwrap.dedent(
     from mlxbert_core.training import distributed
 
     out, global_batch, compiled = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "compile"
+    extra = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
     group = distributed.init()
     rank, size = group.rank(), group.size()
 
@@ -66,7 +67,7 @@ WORKER = textwrap.dedent(
         shard_index=rank,
     )
     cfg = TrainingConfig(learning_rate=5e-3, warmup_steps=1, grad_accum_steps=2, seed=0,
-                         compile=compiled)
+                         compile=compiled, **extra)
     trainer = Trainer(model, loss_fn, cfg, total_steps=cfg.optimizer_steps(len(batches), 2))
     losses = []
     for _ in range(2):
@@ -151,3 +152,33 @@ def test_two_ring_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     assert (tmp_path / "state-from-rank0" / "trainer_state.json").is_file()
     assert not (tmp_path / "state-from-rank1").exists()
     assert time.perf_counter() - start < 60
+
+
+def test_bfloat16_gradient_traffic_on_its_own_stream_trains_alike(tmp_path):
+    """grad_reduce_dtype="bfloat16" and communication_stream=True: the same trajectory as one
+    process, up to bfloat16 rounding of the averaged gradients."""
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    single_dir, ranks_dir = tmp_path / "one", tmp_path / "two"
+    single_dir.mkdir()
+    ranks_dir.mkdir()
+    single = run([sys.executable, str(script), str(single_dir), "8", "eager"], timeout=60)
+    assert single.returncode == 0, single.stdout
+    extra = json.dumps({"grad_reduce_dtype": "bfloat16", "communication_stream": True})
+    argv = launch_command(str(script), 2, backend="ring", starting_port=free_port_pair())
+    ranks = run([*argv, str(ranks_dir), "8", "eager", extra], timeout=60)
+    assert ranks.returncode == 0, ranks.stdout
+    one = json.loads((single_dir / "result-1.json").read_text())
+    two = json.loads((ranks_dir / "result-2.json").read_text())
+    assert one["steps"] == two["steps"] == 6
+    for a, b in zip(one["losses"], two["losses"]):
+        assert a == pytest.approx(b, abs=2e-2), (one["losses"], two["losses"])
+    assert one["checksum"] == pytest.approx(two["checksum"], rel=1e-2)
+    assert one["losses"] != two["losses"]  # the bfloat16 traffic did round something
+
+
+def test_bad_grad_reduce_dtype_is_refused():
+    from mlxbert_core.training import TrainingConfig
+
+    with pytest.raises(ValueError, match="grad_reduce_dtype"):
+        TrainingConfig(grad_reduce_dtype="int8")

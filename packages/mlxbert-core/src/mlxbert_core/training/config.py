@@ -39,6 +39,11 @@ class TrainingConfig:
             stay float32 (see :mod:`mlxbert_core.training.precision`).
         gradient_checkpointing: recompute each encoder layer in the backward pass instead of
             storing its activations (less memory, ~30% more compute).
+        grad_reduce_dtype: data parallel only: the dtype gradients travel in for the
+            all-reduce (``None``: their own, float32). ``"bfloat16"`` halves the traffic; the
+            averaged gradient is cast back to float32 before clipping and the update.
+        communication_stream: data parallel only: run the gradient all-reduces on a stream
+            of their own, so the backend may overlap them with other work.
         compile: run the whole step (forward, backward, clipping, update) as one ``mx.compile``
             graph. Turn off to debug with Python prints inside the model.
         seed: seeds MLX's random generator (dropout) and the data order.
@@ -60,6 +65,8 @@ class TrainingConfig:
     adam_eps: float = 1e-8
     compute_dtype: str = "float32"
     gradient_checkpointing: bool = False
+    grad_reduce_dtype: str | None = None
+    communication_stream: bool = False
     compile: bool = True
     seed: int = 0
     log_every: int = 10
@@ -71,6 +78,11 @@ class TrainingConfig:
         if self.compute_dtype not in COMPUTE_DTYPES:
             problems.append(
                 f"compute_dtype={self.compute_dtype!r}: use one of {', '.join(COMPUTE_DTYPES)}"
+            )
+        if self.grad_reduce_dtype is not None and self.grad_reduce_dtype not in COMPUTE_DTYPES:
+            problems.append(
+                f"grad_reduce_dtype={self.grad_reduce_dtype!r}: use None or one of "
+                f"{', '.join(COMPUTE_DTYPES)}"
             )
         if not self.learning_rate > 0:
             problems.append(f"learning_rate={self.learning_rate}: must be > 0")

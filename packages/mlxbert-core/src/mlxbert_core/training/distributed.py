@@ -47,11 +47,26 @@ def is_main_process(group: mx.distributed.Group | None = None) -> bool:
     return rank(group) == 0
 
 
-def average_gradients(grads: Any, group: mx.distributed.Group) -> Any:
-    """Mean of ``grads`` over the group, bucketed into few large all-reduces."""
+def average_gradients(
+    grads: Any,
+    group: mx.distributed.Group,
+    *,
+    dtype: mx.Dtype | None = None,
+    stream: mx.Stream | None = None,
+) -> Any:
+    """Mean of ``grads`` over the group, bucketed into few large all-reduces.
+
+    ``dtype`` is the dtype the gradients travel in (cast back afterwards); ``stream`` the
+    stream the all-reduces run on (default: the backend's).
+    """
     if group.size() == 1:
         return grads
-    return nn.utils.average_gradients(grads, group=group)
+    if dtype is None:
+        return nn.utils.average_gradients(grads, group=group, communication_stream=stream)
+    dtypes = tree_map(lambda g: g.dtype, grads)
+    sent = tree_map(lambda g: g.astype(dtype), grads)
+    mean = nn.utils.average_gradients(sent, group=group, communication_stream=stream)
+    return tree_map(lambda g, d: g.astype(d), mean, dtypes)
 
 
 def mean_over_ranks(value: mx.array, group: mx.distributed.Group) -> mx.array:

@@ -84,6 +84,14 @@ class Trainer:
         self.world_size = self.group.size()
         self.rank = self.group.rank()
         self.compute_dtype = resolve_dtype(config.compute_dtype)
+        self._reduce_dtype = (
+            resolve_dtype(config.grad_reduce_dtype) if config.grad_reduce_dtype else None
+        )
+        self._comm_stream = (
+            mx.new_stream(mx.default_device())
+            if config.communication_stream and self.world_size > 1
+            else None
+        )
         if not tree_flatten(model.trainable_parameters()):
             raise ValueError("The model has no trainable parameters (is everything frozen?)")
 
@@ -162,7 +170,9 @@ class Trainer:
         if not update:
             return loss, grads, mx.array(0.0)
         grads = tree_map(lambda g: g / count, grads)
-        grads = distributed.average_gradients(grads, self.group)
+        grads = distributed.average_gradients(
+            grads, self.group, dtype=self._reduce_dtype, stream=self._comm_stream
+        )
         if self.loss_scale is not None:
             grads = tree_map(lambda g: g / self.loss_scale.scale, grads)
             finite = all_finite(grads)
