@@ -99,9 +99,12 @@ class LoRALinear(nn.Module):
         if not self.lora_enabled:
             return result
         dropped = self.lora_dropout(x)
-        lora = (dropped @ self.lora_A.weight.T) @ self.lora_B.weight.T
+        down = dropped @ self.lora_A.weight.T
         if not self.use_dora:
-            return result + self.scale * lora
+            # result + s * (down @ B^T) as one fused op: no full-size temporaries for the
+            # product and its scaled copy (they add up to real memory at long sequences).
+            return mx.addmm(result, down, self.lora_B.weight.T, alpha=self.scale)
+        lora = down @ self.lora_B.weight.T
         # DoRA as PEFT computes it: result + (g - 1) * (x_d W^T) + g * s * (x_d A^T B^T), where
         # g = m / ||W + s B A||_row with the norm detached. Without dropout x_d = x and this is
         # b + g * (x V^T). With dropout PEFT uses the dropped input for the whole DoRA term.
