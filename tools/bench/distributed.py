@@ -82,6 +82,7 @@ def worker(args) -> None:
         batch_size=args.batch,
         grad_reduce_dtype=args.reduce_dtype,
         communication_stream=args.comm_stream,
+        overlap_grad_reduce=args.overlap,
     )
     trainer = Trainer(model, loss_fn, cfg)
     rng = np.random.default_rng(rank)  # each rank its own data shard
@@ -152,6 +153,9 @@ def main() -> int:
     parser.add_argument(
         "--comm-stream", action="store_true", help="all-reduce on a stream of its own"
     )
+    parser.add_argument(
+        "--overlap", action="store_true", help="all-reduce each layer inside the backward pass"
+    )
     parser.add_argument("--timeout", type=float, default=540, help="seconds per world size")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -185,6 +189,8 @@ def main() -> int:
                 worker_args += ["--reduce-dtype", args.reduce_dtype]
             if args.comm_stream:
                 worker_args += ["--comm-stream"]
+            if args.overlap:
+                worker_args += ["--overlap"]
             if n == 1:
                 argv = [sys.executable, str(Path(__file__).resolve()), *worker_args]
             else:
@@ -234,6 +240,7 @@ def main() -> int:
         "seq": args.seq,
         "grad_reduce_dtype": args.reduce_dtype or "float32",
         "communication_stream": args.comm_stream,
+        "overlap_grad_reduce": args.overlap,
         "nccl_nvls_enable": os.environ.get("NCCL_NVLS_ENABLE") if backend == "nccl" else None,
         "results": results,
     }

@@ -44,6 +44,10 @@ class TrainingConfig:
             averaged gradient is cast back to float32 before clipping and the update.
         communication_stream: data parallel only: run the gradient all-reduces on a stream
             of their own, so the backend may overlap them with other work.
+        overlap_grad_reduce: data parallel only: all-reduce each transformer layer's gradients
+            inside the backward pass, so communication overlaps the computation of the layers
+            below (see :mod:`mlxbert_core.training.overlap`). Needs ``grad_accum_steps=1``
+            and no gradient checkpointing.
         compile: run the whole step (forward, backward, clipping, update) as one ``mx.compile``
             graph. Turn off to debug with Python prints inside the model.
         seed: seeds MLX's random generator (dropout) and the data order.
@@ -67,6 +71,7 @@ class TrainingConfig:
     gradient_checkpointing: bool = False
     grad_reduce_dtype: str | None = None
     communication_stream: bool = False
+    overlap_grad_reduce: bool = False
     compile: bool = True
     seed: int = 0
     log_every: int = 10

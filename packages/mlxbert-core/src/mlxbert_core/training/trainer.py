@@ -24,11 +24,11 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
-from mlx.utils import tree_flatten, tree_map
+from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
-from . import checkpointing, distributed
+from . import checkpointing, distributed, overlap
 from .config import TrainingConfig
-from .grad_checkpoint import enable_gradient_checkpointing
+from .grad_checkpoint import enable_gradient_checkpointing, find_layers
 from .optimizer import build_optimizer
 from .precision import DynamicLossScale, all_finite, cast_floating, resolve_dtype
 from .schedules import build_schedule
@@ -98,6 +98,18 @@ class Trainer:
         mx.random.seed(config.seed)
         if config.gradient_checkpointing:
             enable_gradient_checkpointing(model)
+        self._reducer: overlap.BackwardReducer | None = None
+        self._reduced_paths: set[str] = set()
+        if config.overlap_grad_reduce and self.world_size > 1:
+            if config.grad_accum_steps != 1 or config.gradient_checkpointing:
+                raise ValueError(
+                    "overlap_grad_reduce needs grad_accum_steps=1 and no gradient "
+                    "checkpointing (the layers' gradients are all-reduced as they are computed)"
+                )
+            self._reducer = overlap.BackwardReducer(self.group, self._comm_stream)
+            self._reduced_paths = overlap.enable_overlapped_reduction(
+                model, find_layers(model), self._reducer
+            )
         self.schedule = None  # a caller's optimizer brings its own learning rate
         if optimizer is None:
             self.schedule = build_schedule(
@@ -162,6 +174,11 @@ class Trainer:
         return loss, grads
 
     def _step_impl(self, batch, accum, count, *, has_accum: bool, update: bool):
+        # The layers all-reduce their own gradients in the backward pass only when this
+        # micro-batch's gradients are the whole update (nothing accumulated before).
+        in_backward = self._reducer is not None and update and not has_accum
+        if self._reducer is not None:
+            self._reducer.start(active=in_backward)
         loss, grads = self._loss_and_grads(batch)
         # One scalar all-reduce: every rank reports the loss of the global batch.
         loss = distributed.mean_over_ranks(loss, self.group)
@@ -170,9 +187,16 @@ class Trainer:
         if not update:
             return loss, grads, mx.array(0.0)
         grads = tree_map(lambda g: g / count, grads)
-        grads = distributed.average_gradients(
-            grads, self.group, dtype=self._reduce_dtype, stream=self._comm_stream
-        )
+        if in_backward:
+            done, rest = overlap.split_reduced(grads, self._reduced_paths)
+            rest = distributed.average_gradients(
+                tree_unflatten(rest), self.group, dtype=self._reduce_dtype, stream=self._comm_stream
+            )
+            grads = tree_unflatten(done + tree_flatten(rest))
+        else:
+            grads = distributed.average_gradients(
+                grads, self.group, dtype=self._reduce_dtype, stream=self._comm_stream
+            )
         if self.loss_scale is not None:
             grads = tree_map(lambda g: g / self.loss_scale.scale, grads)
             finite = all_finite(grads)
