@@ -154,22 +154,31 @@ def test_two_ring_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     assert time.perf_counter() - start < 60
 
 
+def one_process_and_two_ranks(tmp_path, mode: str, single_extra: dict, ranks_extra: dict):
+    """Run the worker once alone and once on two ring ranks; return both results."""
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    results = []
+    for name, extra, ranks in (("one", single_extra, 1), ("two", ranks_extra, 2)):
+        out = tmp_path / name
+        out.mkdir()
+        args = [str(out), "8", mode, json.dumps(extra)]
+        if ranks == 1:
+            argv = [sys.executable, str(script), *args]
+        else:
+            port = free_port_pair()
+            argv = [*launch_command(str(script), 2, backend="ring", starting_port=port), *args]
+        proc = run(argv, timeout=90)
+        assert proc.returncode == 0, proc.stdout
+        results.append(json.loads((out / f"result-{ranks}.json").read_text()))
+    return results
+
+
 def test_bfloat16_gradient_traffic_on_its_own_stream_trains_alike(tmp_path):
     """grad_reduce_dtype="bfloat16" and communication_stream=True: the same trajectory as one
     process, up to bfloat16 rounding of the averaged gradients."""
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    single_dir, ranks_dir = tmp_path / "one", tmp_path / "two"
-    single_dir.mkdir()
-    ranks_dir.mkdir()
-    single = run([sys.executable, str(script), str(single_dir), "8", "eager"], timeout=60)
-    assert single.returncode == 0, single.stdout
-    extra = json.dumps({"grad_reduce_dtype": "bfloat16", "communication_stream": True})
-    argv = launch_command(str(script), 2, backend="ring", starting_port=free_port_pair())
-    ranks = run([*argv, str(ranks_dir), "8", "eager", extra], timeout=60)
-    assert ranks.returncode == 0, ranks.stdout
-    one = json.loads((single_dir / "result-1.json").read_text())
-    two = json.loads((ranks_dir / "result-2.json").read_text())
+    extra = {"grad_reduce_dtype": "bfloat16", "communication_stream": True}
+    one, two = one_process_and_two_ranks(tmp_path, "eager", {}, extra)
     assert one["steps"] == two["steps"] == 6
     for a, b in zip(one["losses"], two["losses"]):
         assert a == pytest.approx(b, abs=2e-2), (one["losses"], two["losses"])
@@ -188,21 +197,8 @@ def test_bad_grad_reduce_dtype_is_refused():
 def test_layers_reduced_inside_the_backward_pass_train_like_one_process(tmp_path, stream):
     """overlap_grad_reduce: each layer's gradients are all-reduced inside the backward pass;
     the trajectory is the one of a single process with the same global batch."""
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    single_dir, ranks_dir = tmp_path / "one", tmp_path / "two"
-    single_dir.mkdir()
-    ranks_dir.mkdir()
-    extra = json.dumps(
-        {"overlap_grad_reduce": True, "grad_accum_steps": 1, "communication_stream": stream}
-    )
-    single = run([sys.executable, str(script), str(single_dir), "8", "compile", extra], 90)
-    assert single.returncode == 0, single.stdout
-    argv = launch_command(str(script), 2, backend="ring", starting_port=free_port_pair())
-    ranks = run([*argv, str(ranks_dir), "8", "compile", extra], timeout=90)
-    assert ranks.returncode == 0, ranks.stdout
-    one = json.loads((single_dir / "result-1.json").read_text())
-    two = json.loads((ranks_dir / "result-2.json").read_text())
+    extra = {"overlap_grad_reduce": True, "grad_accum_steps": 1, "communication_stream": stream}
+    one, two = one_process_and_two_ranks(tmp_path, "compile", extra, extra)
     assert one["steps"] == two["steps"] == 12
     for a, b in zip(one["losses"], two["losses"]):
         assert a == pytest.approx(b, abs=1e-5), (one["losses"], two["losses"])
