@@ -180,6 +180,8 @@ class Trainer:
         if self._reducer is not None:
             self._reducer.start(active=in_backward)
         loss, grads = self._loss_and_grads(batch)
+        if self._reducer is not None:  # evaluation forwards must not be hooked
+            self._reducer.start(active=False)
         # One scalar all-reduce: every rank reports the loss of the global batch.
         loss = distributed.mean_over_ranks(loss, self.group)
         if has_accum:
