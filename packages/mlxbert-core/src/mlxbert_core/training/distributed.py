@@ -61,12 +61,9 @@ def average_gradients(
     """
     if group.size() == 1:
         return grads
-    if dtype is None:
-        return nn.utils.average_gradients(grads, group=group, communication_stream=stream)
-    dtypes = tree_map(lambda g: g.dtype, grads)
-    sent = tree_map(lambda g: g.astype(dtype), grads)
+    sent = grads if dtype is None else tree_map(lambda g: g.astype(dtype), grads)
     mean = nn.utils.average_gradients(sent, group=group, communication_stream=stream)
-    return tree_map(lambda g, d: g.astype(d), mean, dtypes)
+    return mean if dtype is None else tree_map(lambda m, g: m.astype(g.dtype), mean, grads)
 
 
 def mean_over_ranks(value: mx.array, group: mx.distributed.Group) -> mx.array:
