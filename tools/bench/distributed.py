@@ -30,6 +30,15 @@ import tempfile
 import time
 from pathlib import Path
 
+if "--worker" in sys.argv and "--bind-cores" in sys.argv:
+    # Before MLX starts its threads: rank r of n keeps the r-th n-th of this process's cores
+    # (contiguous core numbers are usually one NUMA node, as GPUs are numbered by node).
+    _rank = int(os.environ.get("MLX_RANK", 0))
+    _size = int(sys.argv[sys.argv.index("--ranks-expected") + 1])
+    _cores = sorted(os.sched_getaffinity(0))
+    _share = max(1, len(_cores) // _size)
+    os.sched_setaffinity(0, _cores[_rank * _share : (_rank + 1) * _share])
+
 try:
     import mlxbert_core
 except ImportError:
@@ -84,6 +93,19 @@ def worker(args) -> None:
         communication_stream=args.comm_stream,
         overlap_grad_reduce=args.overlap,
     )
+    if args.grad_reduce == "none":
+        # Diagnostic only: no gradient all-reduce (the ranks drift apart), to separate the cost
+        # of communication from the cost of running several ranks side by side.
+        distributed.average_gradients = lambda grads, group, **_: grads
+    elif args.bucket_mib is not None:
+        bucket_bytes = int(args.bucket_mib * 2**20)
+
+        def bucketed(grads, group, *, dtype=None, stream=None):
+            return nn.utils.average_gradients(
+                grads, group=group, all_reduce_size=bucket_bytes, communication_stream=stream
+            )
+
+        distributed.average_gradients = bucketed
     trainer = Trainer(model, loss_fn, cfg)
     rng = np.random.default_rng(rank)  # each rank its own data shard
     batch = {
@@ -100,13 +122,18 @@ def worker(args) -> None:
     for _ in range(args.steps):
         loss = trainer.step(batch)
     mx.eval(loss)
+    own = time.perf_counter() - start  # this rank's time, before waiting for the others
     distributed.barrier(group)
     seconds = time.perf_counter() - start
+    slots = mx.zeros((size,)).at[rank].add(own)
+    per_rank = distributed.mean_over_ranks(slots, group) * size
+    per_rank_ms = [round(1000 * float(t) / args.steps, 2) for t in per_rank.tolist()]
     if rank == 0:
         result = {
             "ranks": size,
             "seq_per_s": args.batch * size * args.steps / seconds,
             "step_ms": 1000 * seconds / args.steps,
+            "per_rank_step_ms": per_rank_ms,
             "loss": float(loss),
         }
         Path(args.result).write_text(json.dumps(result))
@@ -156,6 +183,18 @@ def main() -> int:
     parser.add_argument(
         "--overlap", action="store_true", help="all-reduce each layer inside the backward pass"
     )
+    parser.add_argument(
+        "--grad-reduce",
+        choices=("bucketed", "none"),
+        default="bucketed",
+        help="none: skip the gradient all-reduce (diagnostic: cost of side-by-side ranks)",
+    )
+    parser.add_argument(
+        "--bucket-mib", type=float, default=None, help="all-reduce bucket size (MLX default 32)"
+    )
+    parser.add_argument(
+        "--bind-cores", action="store_true", help="pin each rank to its own share of the cores"
+    )
     parser.add_argument("--timeout", type=float, default=540, help="seconds per world size")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -191,6 +230,12 @@ def main() -> int:
                 worker_args += ["--comm-stream"]
             if args.overlap:
                 worker_args += ["--overlap"]
+            if args.bind_cores:
+                worker_args += ["--bind-cores"]
+            if args.grad_reduce != "bucketed":
+                worker_args += ["--grad-reduce", args.grad_reduce]
+            if args.bucket_mib is not None:
+                worker_args += ["--bucket-mib", str(args.bucket_mib)]
             if n == 1:
                 argv = [sys.executable, str(Path(__file__).resolve()), *worker_args]
             else:
@@ -224,7 +269,9 @@ def main() -> int:
             results.append(json.loads(result.read_text()))
             r = results[-1]
             print(
-                f"{n} rank(s): {r['seq_per_s']:.1f} seq/s, {r['step_ms']:.1f} ms/step", flush=True
+                f"{n} rank(s): {r['seq_per_s']:.1f} seq/s, {r['step_ms']:.1f} ms/step "
+                f"(per rank before the final barrier: {r['per_rank_step_ms']})",
+                flush=True,
             )
 
     base = next((r for r in results if r["ranks"] == 1), None)
@@ -241,6 +288,9 @@ def main() -> int:
         "grad_reduce_dtype": args.reduce_dtype or "float32",
         "communication_stream": args.comm_stream,
         "overlap_grad_reduce": args.overlap,
+        "grad_reduce": args.grad_reduce,
+        "bucket_mib": args.bucket_mib,
+        "bind_cores": args.bind_cores,
         "nccl_nvls_enable": os.environ.get("NCCL_NVLS_ENABLE") if backend == "nccl" else None,
         "results": results,
     }
