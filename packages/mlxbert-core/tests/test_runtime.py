@@ -137,3 +137,53 @@ def test_soname_rewrite():
         with_soname(data, "x" * (length + 1))
     with pytest.raises(ValueError, match="ELF"):
         soname_location(b"not an elf file")
+
+
+CACHE = (
+    "import json, mlxbert_core, mlx.core as mx; "
+    "print(json.dumps([mlxbert_core.runtime_info()['cpu_buffer_cache_mb'], "
+    "mx.set_cache_limit(0) >> 20]))"
+)
+
+
+def _mlx_has_gpu() -> bool:
+    import mlx.core as mx
+
+    return bool(mx.is_available(mx.gpu))
+
+
+def test_cpu_buffer_cache_limit_default_override_and_opt_out():
+    if _mlx_has_gpu():
+        pytest.skip("the buffer cache is only raised where MLX runs on the CPU alone")
+    (mib, limit), _ = _run(CACHE)
+    assert mib is not None and mib > 32 and limit == mib
+    (mib, limit), _ = _run(CACHE, MLXBERT_CPU_CACHE_MB="100")
+    assert (mib, limit) == (100, 100)
+    (mib, limit), _ = _run(CACHE, MLXBERT_CPU_CACHE_MB="0")
+    assert mib is None and limit == 32  # MLX's own default
+    (mib, limit), err = _run(CACHE, MLXBERT_CPU_CACHE_MB="lots")
+    assert mib is None and limit == 32 and "MLXBERT_CPU_CACHE_MB" in err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts Linux page faults")
+def test_large_intermediates_reuse_cached_buffers_instead_of_faulting_fresh_pages():
+    # What the raised cache is for: a repeated forward-sized elementwise computation (four
+    # 48 MiB intermediates) must not ask the OS for fresh, zero-filled pages on every call.
+    import resource
+
+    import mlx.core as mx
+
+    if _mlx_has_gpu():
+        pytest.skip("the buffer cache is only raised where MLX runs on the CPU alone")
+    x = mx.random.normal((12 << 20,))
+    mx.eval(x)
+
+    def step():
+        mx.eval(mx.sum(mx.maximum(x * 2.0, 0.0) + mx.exp(x - 1.0) * x))
+
+    step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(3):
+        step()
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3
+    assert faults < 2000, f"{faults:.0f} page faults per call (48 MiB arrays are 12,288 pages)"

@@ -57,6 +57,7 @@ from mlxbert_core.runtime import runtime_info, set_device  # noqa: E402
 from mlxbert_core.tokenizer import Tokenizer, load_tokenizer  # noqa: E402
 
 _runtime.apply_env_device()
+_runtime.configure_cpu_buffer_cache()
 
 __version__ = "0.1.0"
 
