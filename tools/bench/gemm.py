@@ -1,0 +1,115 @@
+"""BERT-base's matrix products alone, MLX against PyTorch, on a GPU.
+
+The four GEMM shapes of a BERT-base layer (fused q/k/v, attention output, FFN in, FFN out) at
+M = batch x length rows, in bfloat16, timed as MLX would run them in a model and as one
+would write them by hand:
+
+* ``mlx addmm W.T``: ``mx.addmm(bias, x, weight.T)``, what ``nn.Linear`` does (weight stored
+  [out, in], as checkpoints store it), one product per ``mx.eval``;
+* ``mlx addmm Wt``: the same with the weight stored transposed ([in, out], contiguous);
+* ``mlx matmul W.T`` / ``mlx matmul Wt``: without the bias;
+* ``mlx compiled mm+b``: ``mx.compile(lambda x, w, b: x @ w.T + b)``;
+* ``... x20/eval``: twenty products in one ``mx.eval`` (what a compiled forward looks like:
+  per-eval overheads amortised);
+* ``torch linear`` / ``torch matmul``: ``F.linear(x, w, b)`` and ``x @ w.T``;
+  ``torch linear noreduced``: with ``allow_bf16_reduced_precision_reduction = False``.
+
+Reports microseconds per product (median of rounds) and TFLOP/s.
+
+    python3 tools/bench/gemm.py [--rows 16384,4096] [--json gemm.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+SHAPES = {"qkv": (2304, 768), "out": (768, 768), "ffn in": (3072, 768), "ffn out": (768, 3072)}
+
+
+def median_us(fn, sync, reps: int = 20, rounds: int = 7) -> float:
+    fn()
+    sync()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        sync()
+        times.append((time.perf_counter() - start) / reps)
+    times.sort()
+    return times[len(times) // 2] * 1e6
+
+
+def mlx_cases(m: int, n: int, k: int) -> dict[str, float]:
+    import mlx.core as mx
+
+    x = mx.random.normal((m, k)).astype(mx.bfloat16)
+    w = (mx.random.normal((n, k)) * 0.02).astype(mx.bfloat16)
+    wt = mx.contiguous(w.T)
+    b = mx.zeros((n,), mx.bfloat16)
+    mx.eval(x, w, wt, b)
+    compiled = mx.compile(lambda x, w, b: x @ w.T + b)
+
+    def none():
+        return None
+
+    def per_eval(make, count=20):
+        return median_us(lambda: mx.eval([make() for _ in range(count)]), none, reps=1) / count
+
+    return {
+        "mlx addmm W.T": median_us(lambda: mx.eval(mx.addmm(b, x, w.T)), none),
+        "mlx addmm Wt": median_us(lambda: mx.eval(mx.addmm(b, x, wt)), none),
+        "mlx matmul W.T": median_us(lambda: mx.eval(x @ w.T), none),
+        "mlx matmul Wt": median_us(lambda: mx.eval(x @ wt), none),
+        "mlx compiled mm+b": median_us(lambda: mx.eval(compiled(x, w, b)), none),
+        "mlx addmm W.T x20/eval": per_eval(lambda: mx.addmm(b, x, w.T)),
+        "mlx matmul Wt x20/eval": per_eval(lambda: x @ wt),
+    }
+
+
+def torch_cases(m: int, n: int, k: int) -> dict[str, float]:
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02
+    b = torch.zeros(n, device="cuda", dtype=torch.bfloat16)
+    sync = torch.cuda.synchronize
+    out = {}
+    with torch.inference_mode():
+        out["torch linear"] = median_us(lambda: F.linear(x, w, b), sync)
+        out["torch matmul"] = median_us(lambda: x @ w.T, sync)
+        previous = torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction
+        torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
+        out["torch linear noreduced"] = median_us(lambda: F.linear(x, w, b), sync)
+        torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = previous
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", default="16384,4096", help="M values (batch x length)")
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    rows = []
+    for m in (int(v) for v in args.rows.split(",")):
+        for name, (n, k) in SHAPES.items():
+            times = mlx_cases(m, n, k)
+            if not args.no_torch:
+                times |= torch_cases(m, n, k)
+            flops = 2 * m * n * k
+            print(f"M={m} {name} (N={n}, K={k}):")
+            for case, us in times.items():
+                print(f"  {case:<24} {us:8.1f} us  {flops / us / 1e6:6.0f} TFLOP/s", flush=True)
+            rows.append({"m": m, "n": n, "k": k, "gemm": name, "microseconds": times})
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
