@@ -14,9 +14,13 @@ would write them by hand:
 * ``torch linear`` / ``torch matmul``: ``F.linear(x, w, b)`` and ``x @ w.T``;
   ``torch linear noreduced``: with ``allow_bf16_reduced_precision_reduction = False``.
 
+With ``--backward``, the two products of a linear layer's backward pass as well (20 per
+eval): ``dX = dY @ W`` and the weight gradient, as MLX's autodiff forms it (``X.T @ dY``,
+then transposed) and the other way round (``dY.T @ X``, what PyTorch computes).
+
 Reports microseconds per product (median of rounds) and TFLOP/s.
 
-    python3 tools/bench/gemm.py [--rows 16384,4096] [--json gemm.json]
+    python3 tools/bench/gemm.py [--rows 16384,4096] [--backward] [--json gemm.json]
 """
 
 from __future__ import annotations
@@ -41,6 +45,41 @@ def median_us(fn, sync, reps: int = 20, rounds: int = 7) -> float:
         times.append((time.perf_counter() - start) / reps)
     times.sort()
     return times[len(times) // 2] * 1e6
+
+
+def mlx_backward_cases(m: int, n: int, k: int) -> dict[str, float]:
+    import mlx.core as mx
+
+    x = mx.random.normal((m, k)).astype(mx.bfloat16)
+    dy = mx.random.normal((m, n)).astype(mx.bfloat16)
+    w = (mx.random.normal((n, k)) * 0.02).astype(mx.bfloat16)
+    mx.eval(x, dy, w)
+
+    def per_eval(make, count=20):
+        return (
+            median_us(lambda: mx.eval([make() for _ in range(count)]), lambda: None, reps=1) / count
+        )
+
+    return {
+        "mlx dX = dY @ W": per_eval(lambda: dy @ w),
+        "mlx dW = (X.T @ dY).T": per_eval(lambda: mx.contiguous((x.T @ dy).T)),
+        "mlx dW^T = X.T @ dY": per_eval(lambda: x.T @ dy),
+        "mlx dW = dY.T @ X": per_eval(lambda: dy.T @ x),
+    }
+
+
+def torch_backward_cases(m: int, n: int, k: int) -> dict[str, float]:
+    import torch
+
+    x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+    dy = torch.randn(m, n, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02
+    sync = torch.cuda.synchronize
+    with torch.inference_mode():
+        return {
+            "torch dX = dY @ W": median_us(lambda: dy @ w, sync),
+            "torch dW = dY.T @ X": median_us(lambda: dy.T @ x, sync),
+        }
 
 
 def mlx_cases(m: int, n: int, k: int) -> dict[str, float]:
@@ -93,6 +132,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default="16384,4096", help="M values (batch x length)")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--backward", action="store_true", help="also the backward products")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = []
@@ -101,6 +141,10 @@ def main() -> int:
             times = mlx_cases(m, n, k)
             if not args.no_torch:
                 times |= torch_cases(m, n, k)
+            if args.backward:
+                times |= mlx_backward_cases(m, n, k)
+                if not args.no_torch:
+                    times |= torch_backward_cases(m, n, k)
             flops = 2 * m * n * k
             print(f"M={m} {name} (N={n}, K={k}):")
             for case, us in times.items():
