@@ -16,11 +16,15 @@ For each model (bert-base, minilm), dtype and batch x length cell, times in alte
   short), so the mask cannot be dropped: boolean mask, float mask, explicit attention;
 * ``torch`` / ``torch pad``: transformers' ``BertModel`` (SDPA) on the same inputs.
 
-With ``--components`` it also times the pieces of one bert-base layer, 12 times over (the four
-GEMMs, attention, layer norm, GELU), in MLX and PyTorch, to show where a gap comes from.
+With ``--components`` it also times the pieces of one layer of the first ``--models`` entry,
+12 times over (the four GEMMs, attention, layer norm, GELU, each as the encoders compute it on
+that device), in MLX and PyTorch, to show where a gap comes from; ``--components-only`` skips
+the whole-model variants (on a CPU they take long).
 
     python tools/bench/encoder_variants.py --json variants.json
     python tools/bench/encoder_variants.py --device cpu --models minilm --grid 2x16 --smoke
+    python tools/bench/encoder_variants.py --device cpu --models minilm --grid 32x128 \
+        --dtypes float32 --components-only
 
 Needs only mlxbert-core importable; torch + transformers for the reference rows.
 """
@@ -37,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
-import mlx.nn as nn
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -187,9 +190,15 @@ def run_cells(args, torch_reason: str | None) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------
 
 
-def component_steps_mlx(batch: int, length: int, dtype: str, reps: int):
+def component_dims(model: str) -> tuple[int, int, int]:
+    """(hidden, heads, intermediate) of a model in ``MODELS`` (intermediate = 4 x hidden)."""
+    spec = MODELS[model]
+    return spec["hidden_size"], spec["num_attention_heads"], 4 * spec["hidden_size"]
+
+
+def component_steps_mlx(batch: int, length: int, dtype: str, reps: int, model: str):
     dt = getattr(mx, dtype)
-    h, heads, inter = 768, 12, 3072
+    h, heads, inter = component_dims(model)
     m = batch * length
     x = mx.random.normal((m, h)).astype(dt)
     xi = mx.random.normal((m, inter)).astype(dt)
@@ -216,21 +225,22 @@ def component_steps_mlx(batch: int, length: int, dtype: str, reps: int):
         "gemm out": gemm("out", x),
         "gemm ffn1": gemm("ffn1", x),
         "gemm ffn2": gemm("ffn2", xi),
+        # The encoders' own paths: the fused kernel on GPU, softmax(q kᵀ) v with the fast
+        # softmax on CPU; GELU as nn.gelu on GPU, the rational-erf kernel on CPU.
         "sdpa": lambda: mx.eval(
-            [mx.fast.scaled_dot_product_attention(q, q, q, scale=scale) for _ in range(reps)]
+            [_layers.attention(q, q, q, scale=scale, mask=None)[0] for _ in range(reps)]
         ),
         "layer_norm": lambda: mx.eval([mx.fast.layer_norm(x, g, beta, 1e-12) for _ in range(reps)]),
-        "gelu": lambda: mx.eval([nn.gelu(xi) for _ in range(reps)]),
+        "gelu": lambda: mx.eval([_layers.gelu(xi) for _ in range(reps)]),
     }
 
 
-def component_steps_torch(batch: int, length: int, dtype: str, reps: int):
+def component_steps_torch(batch: int, length: int, dtype: str, reps: int, model: str, dev: str):
     import torch
     import torch.nn.functional as F
 
     dt = getattr(torch, dtype)
-    dev = "cuda"
-    h, heads, inter = 768, 12, 3072
+    h, heads, inter = component_dims(model)
     m = batch * length
     x = torch.randn(m, h, device=dev, dtype=dt)
     xi = torch.randn(m, inter, device=dev, dtype=dt)
@@ -244,7 +254,8 @@ def component_steps_torch(batch: int, length: int, dtype: str, reps: int):
             with torch.inference_mode():
                 for _ in range(reps):
                     fn()
-            torch.cuda.synchronize()
+            if dev == "cuda":
+                torch.cuda.synchronize()
 
         return step
 
@@ -261,15 +272,17 @@ def component_steps_torch(batch: int, length: int, dtype: str, reps: int):
 
 def run_components(args, torch_reason: str | None) -> list[dict[str, Any]]:
     rows = []
+    model = args.models[0]
+    dev = "cuda" if args.device == "gpu" else "cpu"
     for dtype in args.dtypes:
         for batch, length in args.grid:
-            mine = component_steps_mlx(batch, length, dtype, 12)
+            mine = component_steps_mlx(batch, length, dtype, 12, model)
             theirs = (
-                component_steps_torch(batch, length, dtype, 12)
-                if torch_reason is None and args.device == "gpu"
+                component_steps_torch(batch, length, dtype, 12, model, dev)
+                if torch_reason is None
                 else {}
             )
-            print(f"\ncomponents x12, bert-base {dtype} {batch}x{length}: mlx ms / torch ms")
+            print(f"\ncomponents x12, {model} {dtype} {batch}x{length}: mlx ms / torch ms")
             for name, step in mine.items():
                 steps = {"mlx": step}
                 if name in theirs:
@@ -283,6 +296,7 @@ def run_components(args, torch_reason: str | None) -> list[dict[str, Any]]:
                 )
                 rows.append(
                     {
+                        "model": model,
                         "component": name,
                         "dtype": dtype,
                         "batch": batch,
@@ -305,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--min-seconds", type=float, default=2.0)
     parser.add_argument("--components", action="store_true", help="also time layer pieces")
+    parser.add_argument(
+        "--components-only", action="store_true", help="only the layer pieces (first model)"
+    )
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="tiny run to check the script")
     parser.add_argument("--json", dest="json_out", default=None)
@@ -324,8 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PyTorch reference skipped: {torch_reason}", file=sys.stderr)
     env = environment(args.device, torch_reason)
     print(json.dumps(env, indent=1, default=str), flush=True)
-    result: dict[str, Any] = {"environment": env, "variants": run_cells(args, torch_reason)}
-    if args.components:
+    result: dict[str, Any] = {"environment": env}
+    if not args.components_only:
+        result["variants"] = run_cells(args, torch_reason)
+    if args.components or args.components_only:
         result["components"] = run_components(args, torch_reason)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=1, default=str))
