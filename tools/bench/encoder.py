@@ -6,7 +6,10 @@ both with random weights, over a batch x length grid. The reference is transform
 ``BertModel`` with SDPA attention under ``torch.inference_mode()``; it is skipped with a
 message when torch / transformers are not importable. MLX is measured twice on the same
 model: the default (eager) forward and the ``compile_forward()`` path; ``mlx_seq_per_s`` and
-``ratio`` in the JSON file are the compiled path, ``*_eager`` the default one.
+``ratio`` in the JSON file are the compiled path, ``*_eager`` the default one. On CPU a third
+MLX column, ``parallel``, is ``mlxbert_core.parallel.parallel_forward`` (the batch split over
+one MLX CPU stream per core, OpenBLAS on one thread each), what ``embed`` uses on CPU
+(``*_parallel`` in the JSON file).
 
     python tools/bench/encoder.py --device cpu --json cpu.json
     python tools/bench/encoder.py --device gpu --dtypes bfloat16,float32 --json gpu.json
@@ -32,6 +35,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlxbert_core.models.bert import BertModel, BertModelArgs
+from mlxbert_core.parallel import parallel_forward
 
 MODELS: dict[str, dict[str, int]] = {
     "bert-base": {"num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12},
@@ -95,11 +99,16 @@ def mlx_runner(config: dict[str, Any], dtype: str, device: str):
     model.set_dtype(getattr(mx, dtype))
     mx.eval(model.parameters())
 
-    def make(ids: np.ndarray, mask: np.ndarray, compiled: bool):
+    def make(ids: np.ndarray, mask: np.ndarray, compiled: bool | str):
         ids_mx, mask_mx = mx.array(ids), mx.array(mask)
         mx.eval(ids_mx, mask_mx)
 
         def step() -> None:
+            if compiled == "parallel":
+                model.compile_forward(False)
+                out = parallel_forward(model, input_ids=ids_mx, attention_mask=mask_mx)
+                mx.eval(out.last_hidden_state)
+                return
             model.compile_forward(compiled)
             mx.eval(model(ids_mx, mask_mx).last_hidden_state)
 
@@ -226,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                     "mlx_eager": mlx_make(ids, mask, False),
                     "mlx": mlx_make(ids, mask, True),
                 }
+                if args.device == "cpu":
+                    steps["mlx_parallel"] = mlx_make(ids, mask, "parallel")
                 if torch_make is not None:
                     steps["torch"] = torch_make(ids, mask)
                 seconds = time_steps(steps, args.warmup, args.iters, args.min_seconds)
@@ -237,19 +248,28 @@ def main(argv: list[str] | None = None) -> int:
                     "mlx_eager_seq_per_s": batch / seconds["mlx_eager"],
                     "mlx_seq_per_s": batch / seconds["mlx"],
                 }
+                if "mlx_parallel" in seconds:
+                    row["mlx_parallel_seq_per_s"] = batch / seconds["mlx_parallel"]
                 if "torch" in seconds:
                     row["torch_seq_per_s"] = batch / seconds["torch"]
                     row["ratio_eager"] = seconds["torch"] / seconds["mlx_eager"]
                     row["ratio"] = seconds["torch"] / seconds["mlx"]
+                    if "mlx_parallel" in seconds:
+                        row["ratio_parallel"] = seconds["torch"] / seconds["mlx_parallel"]
                 rows.append(row)
                 has_ref = "ratio" in row
                 torch_col = f"{row['torch_seq_per_s']:12.1f}" if has_ref else f"{'-':>12}"
                 eager_ratio = f"{row['ratio_eager']:10.2f}x" if has_ref else f"{'-':>11}"
                 ratio_col = f"{row['ratio']:13.2f}x" if has_ref else f"{'-':>14}"
+                parallel_col = ""
+                if "mlx_parallel_seq_per_s" in row:
+                    parallel_col = f"   parallel {row['mlx_parallel_seq_per_s']:.1f} seq/s" + (
+                        f" ({row['ratio_parallel']:.2f}x)" if has_ref else ""
+                    )
                 print(
                     f"{name:<10} {dtype:<9} {f'{batch}x{length}':>11} "
                     f"{row['mlx_eager_seq_per_s']:11.1f} {row['mlx_seq_per_s']:10.1f} "
-                    f"{torch_col} {eager_ratio} {ratio_col}",
+                    f"{torch_col} {eager_ratio} {ratio_col}{parallel_col}",
                     flush=True,
                 )
     if args.json_out:

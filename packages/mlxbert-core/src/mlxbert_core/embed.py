@@ -9,6 +9,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
+from mlxbert_core.parallel import parallel_forward
 from mlxbert_core.pooling import POOLING
 from mlxbert_core.pooling import normalize as l2_normalize
 
@@ -135,7 +136,9 @@ def embed(
                 width=_batch_width([len(ids[i]) for i in rows], compiled, limit),
                 return_tensors="np",
             )
-            out = model(**batch)
+            # On CPU, one slice of the batch per core (see mlxbert_core.parallel); elsewhere
+            # the plain (possibly compiled) forward.
+            out = model(**batch) if compiled else parallel_forward(model, **batch)
             if pooling == "pooler":
                 pooled = getattr(out, "pooler_output", None)
                 if pooled is None:

@@ -36,6 +36,7 @@ def predict_logits(
     """
     import mlx.core as mx
 
+    from mlxbert_core.parallel import parallel_forward
     from mlxbert_core.training import batch_iterator
 
     batches = batch_iterator(
@@ -51,9 +52,11 @@ def predict_logits(
     out: np.ndarray | None = None
     try:
         for batch in batches:
+            # On CPU one slice of the batch per core (mlxbert_core.parallel), else plain.
             logits = logits_of(
-                model(
-                    batch["input_ids"],
+                parallel_forward(
+                    model,
+                    input_ids=batch["input_ids"],
                     attention_mask=batch["attention_mask"],
                     token_type_ids=batch["token_type_ids"],
                 )

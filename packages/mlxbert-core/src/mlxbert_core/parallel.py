@@ -1,0 +1,122 @@
+"""Batch-parallel inference on CPUs: one slice of the batch per core.
+
+MLX's CPU backend runs each stream's operations on one thread, and only its matrix products
+use more (OpenBLAS's threads). On a small CPU the softmax, GELU and layer norm of an encoder
+therefore run on one core while the others wait. :func:`parallel_forward` instead splits the
+batch into as many slices as there are cores, runs each slice's forward on its own MLX CPU
+stream with OpenBLAS on one thread, and joins the outputs: every part of the forward then
+runs in parallel. On a 2-core x86-64 CPU this measured 1.2-1.6x the throughput of the plain
+forward for MiniLM-sized encoders (``tools/bench/encoder.py``, the ``parallel`` column).
+
+The result equals the plain forward up to float rounding (matrix products of different
+shapes sum in different orders). Inference only: the slices' outputs are evaluated before
+returning, so it cannot run inside ``mx.compile`` or a gradient transformation.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import os
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+
+from mlxbert_core import runtime
+
+__all__ = ["cpu_cores", "parallel_forward"]
+
+_STREAMS: list[mx.Stream] = []
+
+
+def cpu_cores() -> int:
+    """The CPUs this process may use (its affinity mask)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _streams(count: int) -> list[mx.Stream]:
+    while len(_STREAMS) < count:
+        _STREAMS.append(mx.new_stream(mx.cpu))
+    return _STREAMS[:count]
+
+
+def _batch_size(inputs: dict[str, Any]) -> int:
+    for value in inputs.values():
+        if value is not None and hasattr(value, "shape") and len(value.shape) > 0:
+            return int(value.shape[0])
+    raise ValueError("parallel_forward needs at least one batched array input (input_ids)")
+
+
+def _slice(value: Any, start: int, stop: int) -> Any:
+    if value is None or not hasattr(value, "shape") or len(value.shape) == 0:
+        return value
+    return value[start:stop]
+
+
+def _join(parts: list[Any]) -> Any:
+    first = parts[0]
+    if first is None:
+        return None
+    if isinstance(first, mx.array):
+        return mx.concatenate(parts, axis=0) if first.ndim > 0 else first
+    if isinstance(first, tuple):
+        return tuple(_join(list(items)) for items in zip(*parts))
+    if isinstance(first, dict):
+        return {key: _join([p[key] for p in parts]) for key in first}
+    if dataclasses.is_dataclass(first):
+        return dataclasses.replace(
+            first,
+            **{
+                f.name: _join([getattr(p, f.name) for p in parts])
+                for f in dataclasses.fields(first)
+            },
+        )
+    raise TypeError(f"parallel_forward cannot join model outputs of type {type(first).__name__}")
+
+
+def _arrays(tree: Any) -> list[mx.array]:
+    if isinstance(tree, mx.array):
+        return [tree]
+    if isinstance(tree, tuple):
+        return [a for item in tree for a in _arrays(item)]
+    if isinstance(tree, dict):
+        return [a for item in tree.values() for a in _arrays(item)]
+    if dataclasses.is_dataclass(tree):
+        return [a for f in dataclasses.fields(tree) for a in _arrays(getattr(tree, f.name))]
+    return []
+
+
+def parallel_forward(model: Any, *, num_streams: int | None = None, **inputs: Any) -> Any:
+    """``model(**inputs)``, computed slice by slice on parallel CPU streams (see the module
+    docstring) and returned evaluated, with the outputs joined along the batch axis.
+
+    ``num_streams`` defaults to the CPUs this process may use, capped by the batch size.
+    Falls back to the plain call (unevaluated) off the CPU, for a batch of one, or with one
+    stream. Inputs may be NumPy or MLX arrays; every batched input is split the same way.
+    """
+    streams_wanted = num_streams if num_streams is not None else cpu_cores()
+    if mx.default_device().type != mx.DeviceType.cpu or streams_wanted <= 1:
+        return model(**inputs)
+    batch = _batch_size(inputs)
+    count = min(streams_wanted, batch)
+    if count <= 1:
+        return model(**inputs)
+    bounds = np.linspace(0, batch, count + 1).round().astype(int)
+    blas = runtime._state["lib"]  # the preloaded OpenBLAS, if any
+    previous = runtime.blas_threads()
+    if blas is not None and previous is not None:
+        blas.openblas_set_num_threads(ctypes.c_int(1))  # one core per stream, not two
+    try:
+        parts = []
+        for stream, start, stop in zip(_streams(count), bounds[:-1], bounds[1:]):
+            with mx.stream(stream):
+                parts.append(model(**{k: _slice(v, start, stop) for k, v in inputs.items()}))
+        mx.eval([a for part in parts for a in _arrays(part)])
+    finally:
+        if blas is not None and previous is not None:
+            blas.openblas_set_num_threads(ctypes.c_int(previous))
+    return _join(parts)

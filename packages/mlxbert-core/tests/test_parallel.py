@@ -1,0 +1,93 @@
+"""parallel_forward: the batch split over CPU streams gives the plain forward's outputs."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlxbert_core import runtime
+from mlxbert_core.models.bert import BertForSequenceClassification, BertModel, BertModelArgs
+from mlxbert_core.parallel import cpu_cores, parallel_forward
+
+ARGS = dict(
+    vocab_size=60,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=32,
+)
+
+
+@pytest.fixture(autouse=True)
+def _on_cpu():
+    previous = mx.default_device()
+    mx.set_default_device(mx.cpu)
+    yield
+    mx.set_default_device(previous)
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(0)
+    lengths = np.array([12, 9, 12, 4, 7])
+    mask = (np.arange(12)[None, :] < lengths[:, None]).astype(np.int32)
+    ids = (rng.integers(1, 60, (5, 12)) * mask).astype(np.int32)
+    types = (np.arange(12)[None, :] >= 6).astype(np.int32).repeat(5, axis=0)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def _close(a, b, tol=1e-5):
+    assert a.shape == b.shape
+    assert float(mx.max(mx.abs(a - b))) < tol
+
+
+def test_encoder_outputs_match_the_plain_forward(batch):
+    mx.random.seed(0)
+    model = BertModel(BertModelArgs(**ARGS))
+    model.eval()
+    plain = model(**batch, output_hidden_states=True, output_attentions=True)
+    split = parallel_forward(model, num_streams=3, **batch, output_hidden_states=True,
+                             output_attentions=True)  # fmt: skip
+    _close(split.last_hidden_state, plain.last_hidden_state)
+    _close(split.pooler_output, plain.pooler_output)
+    assert len(split.hidden_states) == len(plain.hidden_states) == 3
+    for a, b in zip(split.hidden_states, plain.hidden_states):
+        _close(a, b)
+    for a, b in zip(split.attentions, plain.attentions):
+        _close(a, b)
+
+
+def test_classifier_logits_and_mlx_inputs(batch):
+    mx.random.seed(1)
+    model = BertForSequenceClassification(BertModelArgs(**ARGS, num_labels=3))
+    model.eval()
+    inputs = {k: mx.array(v) for k, v in batch.items()}
+    plain = model(**inputs).logits
+    for streams in (2, 5, 8):  # more streams than rows: one row each
+        _close(parallel_forward(model, num_streams=streams, **inputs).logits, plain)
+
+
+def test_falls_back_to_the_plain_call(batch):
+    model = BertModel(BertModelArgs(**ARGS))
+    model.eval()
+    one_row = {k: v[:1] for k, v in batch.items()}
+    for kwargs, inputs in (({"num_streams": 1}, batch), ({"num_streams": 4}, one_row)):
+        out = parallel_forward(model, **kwargs, **inputs)
+        _close(out.last_hidden_state, model(**inputs).last_hidden_state)
+    assert cpu_cores() >= 1
+
+
+def test_blas_threads_are_restored(batch):
+    before = runtime.blas_threads()
+    model = BertModel(BertModelArgs(**ARGS))
+    model.eval()
+    parallel_forward(model, num_streams=2, **batch)
+    assert runtime.blas_threads() == before
+
+
+def test_needs_a_batched_input():
+    model = BertModel(BertModelArgs(**ARGS))
+    with pytest.raises(ValueError, match="batched array input"):
+        parallel_forward(model, num_streams=2, input_ids=None)
