@@ -5,8 +5,9 @@ use more (OpenBLAS's threads). On a small CPU the softmax, GELU and layer norm o
 therefore run on one core while the others wait. :func:`parallel_forward` instead splits the
 batch into as many slices as there are cores, runs each slice's forward on its own MLX CPU
 stream with OpenBLAS on one thread, and joins the outputs: every part of the forward then
-runs in parallel. On a 2-core x86-64 CPU this measured 1.2-1.6x the throughput of the plain
-forward for MiniLM-sized encoders (``tools/bench/encoder.py``, the ``parallel`` column).
+runs in parallel. On a 2-core x86-64 CPU this measured 1.1-1.5x the throughput of the plain
+forward for MiniLM- and BERT-base-sized encoders (``tools/bench/encoder.py``, the
+``parallel`` column). ``embed`` and mlxbert-glue's ``predict_logits`` use it on CPU.
 
 The result equals the plain forward up to float rounding (matrix products of different
 shapes sum in different orders). Inference only: the slices' outputs are evaluated before
