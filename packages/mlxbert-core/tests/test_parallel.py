@@ -6,9 +6,9 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlxbert_core import runtime
+from mlxbert_core import parallel, runtime
 from mlxbert_core.models.bert import BertForSequenceClassification, BertModel, BertModelArgs
-from mlxbert_core.parallel import cpu_cores, parallel_forward
+from mlxbert_core.parallel import cpu_cores, default_streams, parallel_forward
 
 ARGS = dict(
     vocab_size=60,
@@ -91,3 +91,10 @@ def test_needs_a_batched_input():
     model = BertModel(BertModelArgs(**ARGS))
     with pytest.raises(ValueError, match="batched array input"):
         parallel_forward(model, num_streams=2, input_ids=None)
+
+
+def test_default_split_only_on_small_machines(monkeypatch):
+    monkeypatch.setattr(parallel, "cpu_cores", lambda: 2)
+    assert default_streams() == 2
+    monkeypatch.setattr(parallel, "cpu_cores", lambda: 64)
+    assert default_streams() == 1

@@ -26,7 +26,7 @@ import numpy as np
 
 from mlxbert_core import runtime
 
-__all__ = ["cpu_cores", "parallel_forward"]
+__all__ = ["AUTO_MAX_CORES", "cpu_cores", "default_streams", "parallel_forward"]
 
 _STREAMS: list[mx.Stream] = []
 
@@ -37,6 +37,20 @@ def cpu_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+#: Up to this many cores, ``parallel_forward`` splits by default. It was measured on 2 cores,
+#: where OpenBLAS gains little from its second thread and the one-threaded elementwise work
+#: is a large share; with many cores, multi-threaded matrix products over the whole batch
+#: are the better default until measured otherwise (pass ``num_streams`` to choose).
+AUTO_MAX_CORES = 4
+
+
+def default_streams() -> int:
+    """How many slices ``parallel_forward`` makes by default: the cores this process may use
+    when there are at most :data:`AUTO_MAX_CORES`, else 1 (the plain forward)."""
+    cores = cpu_cores()
+    return cores if cores <= AUTO_MAX_CORES else 1
 
 
 def _streams(count: int) -> list[mx.Stream]:
@@ -95,11 +109,12 @@ def parallel_forward(model: Any, *, num_streams: int | None = None, **inputs: An
     """``model(**inputs)``, computed slice by slice on parallel CPU streams (see the module
     docstring) and returned evaluated, with the outputs joined along the batch axis.
 
-    ``num_streams`` defaults to the CPUs this process may use, capped by the batch size.
+    ``num_streams`` defaults to :func:`default_streams` (the CPUs this process may use, on
+    machines with up to four), capped by the batch size.
     Falls back to the plain call (unevaluated) off the CPU, for a batch of one, or with one
     stream. Inputs may be NumPy or MLX arrays; every batched input is split the same way.
     """
-    streams_wanted = num_streams if num_streams is not None else cpu_cores()
+    streams_wanted = num_streams if num_streams is not None else default_streams()
     if mx.default_device().type != mx.DeviceType.cpu or streams_wanted <= 1:
         return model(**inputs)
     batch = _batch_size(inputs)
