@@ -16,9 +16,7 @@ returning, so it cannot run inside ``mx.compile`` or a gradient transformation.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import os
 from typing import Any
 
 import mlx.core as mx
@@ -33,10 +31,7 @@ _STREAMS: list[mx.Stream] = []
 
 def cpu_cores() -> int:
     """The CPUs this process may use (its affinity mask)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    return runtime._default_threads()
 
 
 #: Up to this many cores, ``parallel_forward`` splits by default. It was measured on 2 cores,
@@ -122,10 +117,7 @@ def parallel_forward(model: Any, *, num_streams: int | None = None, **inputs: An
     if count <= 1:
         return model(**inputs)
     bounds = np.linspace(0, batch, count + 1).round().astype(int)
-    blas = runtime._state["lib"]  # the preloaded OpenBLAS, if any
-    previous = runtime.blas_threads()
-    if blas is not None and previous is not None:
-        blas.openblas_set_num_threads(ctypes.c_int(1))  # one core per stream, not two
+    previous = runtime.set_blas_threads(1)  # one core per stream (None: no OpenBLAS)
     try:
         parts = []
         for stream, start, stop in zip(_streams(count), bounds[:-1], bounds[1:]):
@@ -133,6 +125,6 @@ def parallel_forward(model: Any, *, num_streams: int | None = None, **inputs: An
                 parts.append(model(**{k: _slice(v, start, stop) for k, v in inputs.items()}))
         mx.eval([a for part in parts for a in _arrays(part)])
     finally:
-        if blas is not None and previous is not None:
-            blas.openblas_set_num_threads(ctypes.c_int(previous))
+        if previous is not None:
+            runtime.set_blas_threads(previous)
     return _join(parts)

@@ -30,7 +30,14 @@ from typing import Any
 from mlxbert_core._private import openblas
 from mlxbert_core._private.cache import cache_root
 
-__all__ = ["cache_root", "configure_cpu_buffer_cache", "preload_blas", "runtime_info", "set_device"]
+__all__ = [
+    "cache_root",
+    "configure_cpu_buffer_cache",
+    "preload_blas",
+    "runtime_info",
+    "set_blas_threads",
+    "set_device",
+]
 
 _state: dict[str, Any] = {
     "attempted": False,
@@ -99,10 +106,9 @@ def preload_blas() -> str | None:
         except OSError as exc:
             failures.append(f"{path}: {exc}")
             continue
-        if not os.environ.get("OPENBLAS_NUM_THREADS"):
-            with contextlib.suppress(AttributeError):
-                lib.openblas_set_num_threads(ctypes.c_int(_default_threads()))
         _state["lib"] = lib
+        if not os.environ.get("OPENBLAS_NUM_THREADS"):
+            set_blas_threads(_default_threads())
         _state["blas"] = f"openblas {path}"
         return _state["blas"]
     detail = "; ".join(failures) if failures else "no OpenBLAS library found"
@@ -124,6 +130,18 @@ def blas_threads() -> int | None:
         return int(lib.openblas_get_num_threads())
     except AttributeError:
         return None
+
+
+def set_blas_threads(count: int) -> int | None:
+    """Set OpenBLAS's thread count; return the previous one (None when OpenBLAS is not
+    loaded, or cannot be told: then nothing changes)."""
+    previous = blas_threads()
+    lib = _state["lib"]
+    if lib is None or previous is None:
+        return None
+    with contextlib.suppress(AttributeError):
+        lib.openblas_set_num_threads(ctypes.c_int(count))
+    return previous
 
 
 def set_device(device: str) -> None:
