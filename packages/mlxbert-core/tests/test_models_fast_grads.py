@@ -1,4 +1,5 @@
-"""Gradients of the CPU fast paths (rational-erf GELU, polynomial-exp softmax and SiLU).
+"""Gradients of the CPU fast paths (compiled GELU, softmax and SiLU, in both of their forms:
+MLX's own exp/erf and the polynomial ones).
 
 Those functions carry explicit closed-form VJPs; here they are checked against MLX's own
 functions (``nn.gelu``, ``mx.softmax``, ``nn.silu``), inside a BERT layer against the generic
@@ -12,7 +13,7 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 
-from mlxbert_core.models import _layers
+from mlxbert_core.models import _cpu_math, _layers
 from mlxbert_core.models.bert import BertLayer, BertModelArgs
 
 TOL = 1e-5
@@ -25,6 +26,13 @@ def _max_diff(a: mx.array, b: mx.array) -> float:
 def _weighted_sum_grad(fn, x: mx.array, weights: mx.array) -> mx.array:
     """d/dx sum(fn(x) * weights): a random cotangent, not just ones."""
     return mx.grad(lambda v: mx.sum(fn(v) * weights))(x)
+
+
+@pytest.fixture(autouse=True, params=sorted(_cpu_math.FORMS))
+def form(request, monkeypatch):
+    """Every test runs with each form of the CPU math as the default one."""
+    monkeypatch.setattr(_cpu_math, "default_form", lambda: request.param)
+    return request.param
 
 
 @pytest.fixture
@@ -164,21 +172,49 @@ def test_bert_layer_gradients_compiled_equal_eager(layer_and_inputs):
         assert _max_diff(a, b) < TOL, name
 
 
-def test_closed_form_vjps_are_the_ones_used(rng, monkeypatch):
+def test_closed_form_vjps_are_the_ones_used(rng, monkeypatch, form):
     # Autodiff through the approximations would also give correct gradients, only slowly:
     # check that backward passes go through the explicit VJPs.
     calls = []
-    for name in ("_gelu_erf_vjp", "_softmax_vjp", "_silu_vjp"):
-        original = getattr(_layers, name)
+    for name, original in list(_cpu_math.BACKWARD.items()):
 
         def counted(*args, _original=original, _name=name):
             calls.append(_name)
             return _original(*args)
 
-        monkeypatch.setattr(_layers, name, counted)
+        monkeypatch.setitem(_cpu_math.BACKWARD, name, counted)
     x = mx.array(rng.standard_normal((2, 5, 5)), mx.float32)
     mask = mx.array(rng.random((2, 1, 5)) > 0.2)
     for fn in (_layers.gelu, _layers.silu, lambda v: _layers.masked_softmax(v, mask)):
         mx.eval(mx.grad(lambda v, fn=fn: mx.sum(fn(v)))(x))
     mx.eval(mx.grad(lambda v: mx.sum(_layers.masked_softmax(v, None) * v))(x))
-    assert calls == ["_gelu_erf_vjp", "_silu_vjp", "_softmax_vjp", "_softmax_vjp"]
+    mx.eval(mx.grad(lambda v: mx.sum(_cpu_math.softmax(v, None, axis=-2) * v))(x))
+    assert calls == [
+        f"gelu/{form}",
+        f"silu/{form}",
+        f"masked_softmax-1/{form}",
+        f"softmax-1/{form}",
+        f"softmax-2/{form}",
+    ]
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_softmax_over_keys_axis_is_the_transposed_softmax(rng, with_mask):
+    # The CPU attention normalises scores laid out [B, H, keys, queries] over axis -2.
+    scores = mx.array(rng.standard_normal((2, 3, 6, 9)) * 4, mx.float32)
+    w = mx.array(rng.standard_normal(scores.shape), mx.float32)
+    keys = rng.random((2, 9)) > 0.4
+    keys[:, 0] = True
+    mask = mx.array(keys)[:, None, None, :] if with_mask else None
+    t = lambda a: None if a is None else a.swapaxes(-1, -2)  # noqa: E731
+
+    def over_keys(s):
+        return t(_cpu_math.softmax(t(s), t(mask), axis=-2))
+
+    def over_last(s):
+        return _layers.masked_softmax(s, mask)
+
+    assert _max_diff(over_keys(scores), over_last(scores)) < 1e-6
+    got = _weighted_sum_grad(over_keys, scores, w)
+    want = _weighted_sum_grad(over_last, scores, w)
+    assert _max_diff(got, want) < TOL

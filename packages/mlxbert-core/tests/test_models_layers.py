@@ -9,14 +9,21 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 
-from mlxbert_core.models import _layers
+from mlxbert_core.models import _cpu_math, _layers
+
+
+@pytest.fixture(params=sorted(_cpu_math.FORMS))
+def form(request, monkeypatch):
+    """The CPU math's form (MLX's exp/erf, or the polynomial ones) made the default."""
+    monkeypatch.setattr(_cpu_math, "default_form", lambda: request.param)
+    return request.param
 
 
 def _erf64(x: np.ndarray) -> np.ndarray:
     return np.vectorize(math.erf)(x.astype(np.float64))
 
 
-def test_cpu_gelu_is_the_erf_form():
+def test_cpu_gelu_is_the_erf_form(form):
     x = np.linspace(-12, 12, 24001, dtype=np.float32)
     exact = 0.5 * x.astype(np.float64) * (1.0 + _erf64(x / np.sqrt(2.0)))
     got = np.array(_layers.gelu(mx.array(x)))
@@ -27,7 +34,7 @@ def test_cpu_gelu_is_the_erf_form():
 
 
 @pytest.mark.parametrize("on_cpu", [True, False])
-def test_masked_softmax_matches_float64(monkeypatch, on_cpu):
+def test_masked_softmax_matches_float64(monkeypatch, on_cpu, form):
     monkeypatch.setattr(_layers, "on_cpu", lambda: on_cpu)
     rng = np.random.default_rng(0)
     scores = (rng.standard_normal((2, 3, 5, 7)) * 8).astype(np.float32)
@@ -99,7 +106,7 @@ def test_num_labels_from_config():
         _layers.get_activation("gelu_10")
 
 
-def test_cpu_kernels_are_differentiable():
+def test_cpu_kernels_are_differentiable(form):
     rng = np.random.default_rng(1)
     scores = mx.array((rng.standard_normal((2, 3, 4, 5)) * 4).astype(np.float32))
     mask = mx.array(rng.random((2, 1, 1, 5)) > 0.2)
@@ -123,7 +130,7 @@ def test_cpu_kernels_are_differentiable():
     )
 
 
-def test_cpu_silu_matches_reference():
+def test_cpu_silu_matches_reference(form):
     x = np.linspace(-100, 100, 20001, dtype=np.float32)
     ref = x.astype(np.float64) / (1.0 + np.exp(-x.astype(np.float64)))
     got = np.array(_layers.silu(mx.array(x)))

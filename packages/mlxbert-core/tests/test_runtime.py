@@ -6,13 +6,15 @@ import ctypes
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import mlxbert_core as mb
-from mlxbert_core._private import openblas
+from mlxbert_core._private import cpu_jit, openblas
 from mlxbert_core._private.elf_soname import soname_location, with_soname
 
 LINUX_X86 = sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
@@ -187,3 +189,110 @@ def test_large_intermediates_reuse_cached_buffers_instead_of_faulting_fresh_page
         step()
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3
     assert faults < 2000, f"{faults:.0f} page faults per call (48 MiB arrays are 12,288 pages)"
+
+
+# --------------------------------------------------------------------------------------------
+# Vectorising flags for MLX's CPU kernel builds
+# --------------------------------------------------------------------------------------------
+
+GXX = shutil.which("g++")
+needs_gxx = pytest.mark.skipif(
+    not (LINUX_X86 and GXX), reason="MLX's CPU kernel builds are set up on Linux x86-64 with g++"
+)
+COMPILE_GELU = (
+    "import json, mlxbert_core, mlx.core as mx, mlx.nn as nn; "
+    "mx.eval(mx.compile(lambda x: nn.gelu(x) * 2.0)(mx.ones((64,)))); "
+    "print(json.dumps(mlxbert_core.runtime_info()))"
+)
+
+
+def _logging_compiler(folder: Path) -> Path:
+    """A ``g++`` that records its arguments, then runs the real one."""
+    folder.mkdir()
+    script = folder / "g++"
+    script.write_text(f'#!/bin/sh\necho "$@" >> "{folder}/calls.txt"\nexec "{GXX}" "$@"\n')
+    script.chmod(0o755)
+    return folder
+
+
+def _kernel_builds(log: Path) -> list[str]:
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [line for line in lines if "/mlx/" in line and "/cpu/" in line]
+
+
+@needs_gxx
+def test_mlx_kernel_builds_get_the_vectorising_flags(tmp_path):
+    fake = _logging_compiler(tmp_path / "bin")
+    env = {
+        "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}",
+        "TMPDIR": str(tmp_path / "tmp"),
+        "MLXBERT_CACHE": str(tmp_path / "cache"),
+    }
+    (tmp_path / "tmp").mkdir()
+    info, _ = _run(COMPILE_GELU, **env)
+    assert info["cpu_jit_flags"] == " ".join(cpu_jit.FLAGS) and info["cpu_jit_note"] is None
+    builds = _kernel_builds(fake / "calls.txt")
+    assert builds and all("-march=native" in line for line in builds)
+    assert (tmp_path / "tmp" / "mlx" / info["mlx"] / "cpu" / "mlxbert-cpu-jit.json").exists()
+
+    (fake / "calls.txt").unlink()
+    env["TMPDIR"] = str(tmp_path / "tmp2")
+    (tmp_path / "tmp2").mkdir()
+    info, _ = _run(COMPILE_GELU, MLXBERT_CPU_JIT="0", **env)
+    assert info["cpu_jit_flags"] is None and "MLXBERT_CPU_JIT" in info["cpu_jit_note"]
+    builds = _kernel_builds(fake / "calls.txt")
+    assert builds and not any("-march=native" in line for line in builds)
+
+
+@needs_gxx
+def test_install_clears_stale_kernels_once_and_passes_other_builds_through(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    kernel_dir = cpu_jit.mlx_kernel_dir("9.9.9")
+    kernel_dir.mkdir(parents=True)
+    (kernel_dir / "libstale.so").write_bytes(b"built without the flags")
+    fake = _logging_compiler(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    shim = tmp_path / "shim"
+    flags, note = cpu_jit.install(shim, "9.9.9")
+    assert (flags, note) == (" ".join(cpu_jit.FLAGS), None)
+    assert os.environ["PATH"].split(os.pathsep)[0] == str(shim)
+    assert not (kernel_dir / "libstale.so").exists()
+    (kernel_dir / "libfresh.so").write_bytes(b"built with the flags")
+    assert cpu_jit.install(shim, "9.9.9")[0] == flags  # same flags, same CPU: nothing removed
+    assert (kernel_dir / "libfresh.so").exists()
+    assert os.environ["PATH"].count(str(shim)) == 1
+
+    # The wrapper adds the flags to MLX kernel builds only.
+    source = tmp_path / "plain.cpp"
+    source.write_text("int f() { return 1; }\n")
+    (fake / "calls.txt").unlink()
+    subprocess.run(
+        ["g++", "-c", str(source), "-o", str(tmp_path / "plain.o")], check=True, timeout=120
+    )
+    assert "-march=native" not in (fake / "calls.txt").read_text()
+
+
+def test_install_reports_a_compiler_that_rejects_the_flags(tmp_path, monkeypatch):
+    bad = tmp_path / "bin"
+    bad.mkdir()
+    (bad / "g++").write_text('#!/bin/sh\necho "unknown option" >&2\nexit 1\n')
+    (bad / "g++").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bad}{os.pathsep}/nonexistent")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    flags, note = cpu_jit.install(tmp_path / "shim", "9.9.9")
+    assert flags is None and "rejects the flags" in note and "unknown option" in note
+    assert os.environ["PATH"].split(os.pathsep)[0] == str(bad)  # left alone
+
+
+@needs_gxx
+def test_vectorised_kernels_give_the_same_values():
+    # The flags change speed only: compiled kernels equal MLX's precompiled ones bit for bit.
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    if not mb.runtime_info()["cpu_jit_flags"]:
+        pytest.skip("the vectorising flags are not in use here")
+    x = mx.random.normal((50_000,)) * 6
+    for fn in (mx.exp, mx.erf, mx.tanh, mx.sin, nn.gelu, mx.sigmoid):
+        compiled = mx.compile(lambda v, fn=fn: fn(v) * 1.0)
+        assert mx.array_equal(compiled(x), fn(x)).item(), fn

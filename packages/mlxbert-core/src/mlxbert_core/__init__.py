@@ -58,6 +58,7 @@ from mlxbert_core.tokenizer import Tokenizer, load_tokenizer  # noqa: E402
 
 _runtime.apply_env_device()
 _runtime.configure_cpu_buffer_cache()
+_runtime.configure_cpu_jit()
 
 __version__ = "0.1.0"
 

@@ -14,6 +14,9 @@ Environment variables:
 ``MLXBERT_DEVICE``          ``cpu`` or ``gpu``: default device for MLX arrays.
 ``MLXBERT_CPU_CACHE_MB``    CPU-only MLX: the buffer cache limit in MiB (default a quarter of
                             RAM; ``0`` keeps MLX's own 32 MiB).
+``MLXBERT_CPU_JIT=0``       build MLX's compiled CPU kernels with MLX's own compiler flags
+                            (default on Linux x86-64: vectorising flags, see
+                            :func:`configure_cpu_jit`).
 ``MLXBERT_CACHE``           cache root (default ``~/.cache/mlxbert``).
 """
 
@@ -27,12 +30,14 @@ import sys
 import warnings
 from typing import Any
 
-from mlxbert_core._private import openblas
+from mlxbert_core._private import cpu_jit, openblas
 from mlxbert_core._private.cache import cache_root
 
 __all__ = [
     "cache_root",
     "configure_cpu_buffer_cache",
+    "configure_cpu_jit",
+    "cpu_jit_vectorized",
     "preload_blas",
     "runtime_info",
     "set_blas_threads",
@@ -46,6 +51,8 @@ _state: dict[str, Any] = {
     "reason": None,  # why OpenBLAS is not in use, when it is not
     "warned": False,
     "cpu_cache_mb": None,  # the buffer cache limit set for CPU-only MLX, in MiB
+    "cpu_jit": None,  # the extra flags MLX's CPU kernel builds get, once set up
+    "cpu_jit_note": None,  # why not, when not
 }
 
 
@@ -225,6 +232,42 @@ def configure_cpu_buffer_cache() -> int | None:
     return mib
 
 
+def _env_off(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("0", "false", "no", "off")
+
+
+def configure_cpu_jit() -> str | None:
+    """Have MLX build its compiled CPU kernels with vectorising flags; return the flags.
+
+    ``mx.compile`` on the CPU turns each fused elementwise expression (GELU, softmax, bias
+    plus residual, ...) into C++ that MLX compiles with ``g++ -O3`` for baseline x86-64, where
+    nothing is vectorised and ``exp``/``erf`` are scalar calls. A ``g++`` wrapper first on
+    ``PATH`` adds ``-march=native`` and the flags that let GCC vectorise MLX's math (details
+    and the value-preserving choice of flags in ``mlxbert_core/_private/cpu_jit.py``): a
+    compiled GELU runs 8-18x faster, a softmax 2.5x. Linux x86-64 only; ``MLXBERT_CPU_JIT=0``
+    opts out. Returns None when not in use (the reason is in ``runtime_info()``).
+    """
+    import mlx.core as mx
+
+    if _state["cpu_jit"] or _state["cpu_jit_note"]:
+        return _state["cpu_jit"]
+    if not (sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")):
+        _state["cpu_jit_note"] = "not Linux x86-64: MLX's own compiler flags"
+        return None
+    if _env_off("MLXBERT_CPU_JIT"):
+        _state["cpu_jit_note"] = "disabled by MLXBERT_CPU_JIT"
+        return None
+    flags, note = cpu_jit.install(cache_root() / "cpu-jit", getattr(mx, "__version__", "x"))
+    _state["cpu_jit"], _state["cpu_jit_note"] = flags, note
+    return flags
+
+
+def cpu_jit_vectorized() -> bool:
+    """True when MLX's compiled CPU kernels are built vectorised (:func:`configure_cpu_jit`);
+    the encoders then prefer MLX's own ``exp``/``erf`` on CPU to their polynomial forms."""
+    return bool(_state["cpu_jit"])
+
+
 def runtime_info() -> dict[str, Any]:
     """What is live: MLX version and device, BLAS, platform and thread count."""
     import mlx.core as mx
@@ -243,6 +286,8 @@ def runtime_info() -> dict[str, Any]:
         "blas_note": _state["reason"],
         "threads": blas_threads() or _default_threads(),
         "cpu_buffer_cache_mb": _state["cpu_cache_mb"],
+        "cpu_jit_flags": _state["cpu_jit"],
+        "cpu_jit_note": _state["cpu_jit_note"],
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cache": str(cache_root()),
