@@ -256,6 +256,7 @@ def configure_cpu_jit() -> str | None:
         return None
     if _env_off("MLXBERT_CPU_JIT"):
         _state["cpu_jit_note"] = "disabled by MLXBERT_CPU_JIT"
+        cpu_jit.uninstall(getattr(mx, "__version__", "x"))
         return None
     flags, note = cpu_jit.install(cache_root() / "cpu-jit", getattr(mx, "__version__", "x"))
     _state["cpu_jit"], _state["cpu_jit_note"] = flags, note

@@ -100,21 +100,36 @@ def mlx_kernel_dir(mlx_version: str) -> Path:
     return Path("/tmp") / "mlx" / mlx_version / "cpu"
 
 
-def _refresh_kernel_cache(kernel_dir: Path, signature: dict[str, str]) -> None:
-    """Remove kernels MLX built with other flags (or for another CPU), once per change."""
-    kernel_dir.mkdir(parents=True, exist_ok=True)
+def _refresh_kernel_cache(kernel_dir: Path, signature: dict[str, str] | None) -> None:
+    """Remove kernels MLX built with other flags (or for another CPU), once per change;
+    ``signature`` None stands for MLX's own flags (no marker)."""
     marker = kernel_dir / _MARKER
+    if signature is None and not marker.exists():
+        return  # nothing of ours was ever built here
+    kernel_dir.mkdir(parents=True, exist_ok=True)
     with open(kernel_dir / ".mlxbert-cpu-jit.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        current = None
         with contextlib.suppress(OSError, ValueError):
-            if json.loads(marker.read_text()) == signature:
-                return
+            current = json.loads(marker.read_text())
+        if current == signature:
+            return
         for lib in kernel_dir.glob("lib*.so"):
             with contextlib.suppress(OSError):
                 lib.unlink()
+        if signature is None:
+            marker.unlink(missing_ok=True)
+            return
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(json.dumps(signature))
         tmp.replace(marker)
+
+
+def uninstall(mlx_version: str) -> None:
+    """Opting out: kernels built with the flags by an earlier process are removed (once), so
+    MLX rebuilds them with its own."""
+    with contextlib.suppress(OSError):
+        _refresh_kernel_cache(mlx_kernel_dir(mlx_version), None)
 
 
 def install(shim_dir: Path, mlx_version: str) -> tuple[str | None, str | None]:
