@@ -11,6 +11,7 @@ would write them by hand:
 * ``mlx compiled mm+b``: ``mx.compile(lambda x, w, b: x @ w.T + b)``;
 * ``... x20/eval``: twenty products in one ``mx.eval`` (what a compiled forward looks like:
   per-eval overheads amortised);
+* ``mlx conv1d 1x1 x20/eval``: the product as a kernel-size-1 convolution;
 * ``torch linear`` / ``torch matmul``: ``F.linear(x, w, b)`` and ``x @ w.T``;
   ``torch linear noreduced``: with ``allow_bf16_reduced_precision_reduction = False``.
 
@@ -89,7 +90,8 @@ def mlx_cases(m: int, n: int, k: int) -> dict[str, float]:
     w = (mx.random.normal((n, k)) * 0.02).astype(mx.bfloat16)
     wt = mx.contiguous(w.T)
     b = mx.zeros((n,), mx.bfloat16)
-    mx.eval(x, w, wt, b)
+    x3, w3 = x.reshape(1, m, k), w.reshape(n, 1, k)
+    mx.eval(x, w, wt, b, x3, w3)
     compiled = mx.compile(lambda x, w, b: x @ w.T + b)
 
     def none():
@@ -106,6 +108,8 @@ def mlx_cases(m: int, n: int, k: int) -> dict[str, float]:
         "mlx compiled mm+b": median_us(lambda: mx.eval(compiled(x, w, b)), none),
         "mlx addmm W.T x20/eval": per_eval(lambda: mx.addmm(b, x, w.T)),
         "mlx matmul Wt x20/eval": per_eval(lambda: x @ wt),
+        # The same product as a 1x1 convolution (MLX's convolution path, cuDNN on CUDA).
+        "mlx conv1d 1x1 x20/eval": per_eval(lambda: mx.conv1d(x3, w3)),
     }
 
 
