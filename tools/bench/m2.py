@@ -16,6 +16,7 @@ printed are M2 over each baseline.
 
     python tools/bench/m2.py --device gpu --json m2-gpu.json
     python tools/bench/m2.py --device gpu --m2-backends auto,rfft --conv-check --no-mlx-bert
+    python tools/bench/m2.py --device gpu --dtypes bfloat16 --gemm-check --no-mlx-bert
     python tools/bench/m2.py --device cpu --lengths 512 1024 --batch 1 --json m2-cpu.json
 
 Needs mlxbert-core and mlxbert-m2 importable (installed, or
@@ -97,6 +98,57 @@ def m2_config(length: int) -> dict[str, Any]:
     config = dict(PRESETS["m2-bert-80M-2k-retrieval"].config)
     config.update(max_position_embeddings=length, long_conv_l_max=length)
     return config
+
+
+def gemm_check(lengths: list[int], dtypes: list[str], device: str, args) -> list[dict]:
+    """M2-80M's four matrix products alone, as one layer runs them (the mixer's in / out
+    projections, the Monarch MLP's two block-diagonal products), 20 layers per ``mx.eval``;
+    ``gemm_ms_per_forward`` is 12 layers' worth, and ``tokens_per_ms_ceiling`` the model's
+    throughput if everything else (long convolution, elementwise work) took no time."""
+    import mlx.nn as nn
+
+    from mlxbert_m2.mlp import BlockdiagLinear
+
+    rows = []
+    hidden, blocks = 768, 4
+    for dtype in dtypes:
+        layers = [
+            nn.Linear(hidden, 3 * hidden),
+            nn.Linear(hidden, hidden),
+            BlockdiagLinear(hidden, 8 * hidden, blocks, bias=False),
+            BlockdiagLinear(4 * hidden, hidden, blocks),
+        ]
+        for layer in layers:
+            layer.set_dtype(getattr(mx, dtype))
+            mx.eval(layer.parameters())
+        for length in lengths:
+            batch = batch_for(device, length, args.batch)
+            x = mx.random.normal((batch, length, hidden)).astype(getattr(mx, dtype))
+            xi = mx.random.normal((batch, length, 4 * hidden)).astype(x.dtype)
+            mx.eval(x, xi)
+
+            def step(x=x, xi=xi, layers=layers):
+                mx.eval([[m(x) for m in layers[:3]] + [layers[3](xi)] for _ in range(20)])
+
+            per_layer_ms = time_it(step, 2, args.iters, args.min_seconds) * 1e3 / 20
+            forward_ms = 12 * per_layer_ms
+            ceiling = batch * length / forward_ms
+            print(
+                f"gemms {dtype:8s} {batch} x {length}: {per_layer_ms:7.3f} ms per layer, "
+                f"{forward_ms:8.3f} ms per forward, ceiling {ceiling:9.1f} tokens/ms",
+                flush=True,
+            )
+            rows.append(
+                {
+                    "length": length,
+                    "batch": batch,
+                    "dtype": dtype,
+                    "gemm_ms_per_layer": per_layer_ms,
+                    "gemm_ms_per_forward": forward_ms,
+                    "tokens_per_ms_ceiling": ceiling,
+                }
+            )
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="first time the long convolution alone (matmul FFT vs float32 rfft) and its error",
     )
+    parser.add_argument(
+        "--gemm-check",
+        action="store_true",
+        help="first time M2's matrix products alone: the throughput ceiling they leave",
+    )
     parser.add_argument("--no-mlx-bert", action="store_true", help="skip mlxbert-core's BERT")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     parser.add_argument("--warmup", type=int, default=2)
@@ -339,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(env, indent=1, default=str))
 
     conv_rows = conv_check(lengths, dtypes, args.device, args) if args.conv_check else []
+    gemm_rows = gemm_check(lengths, dtypes, args.device, args) if args.gemm_check else []
+    ceilings = {(r["dtype"], r["length"]): r["tokens_per_ms_ceiling"] for r in gemm_rows}
     backends = args.m2_backends.split(",")
 
     rng = np.random.default_rng(0)
@@ -374,6 +433,15 @@ def main(argv: list[str] | None = None) -> int:
                         key = f"{m2_run['model']}_over_{run['model']}"
                         cell[key.replace("m2-80M_over", "m2_over")] = m2 / base
                         print(f"  {m2_run['model']} / {run['model']}: {m2 / base:.2f}x", flush=True)
+            ceiling = ceilings.get((dtype, length))
+            for run in runs[n_m2:]:
+                if ceiling and run.get("tokens_per_ms"):
+                    cell[f"gemm_ceiling_over_{run['model']}"] = ceiling / run["tokens_per_ms"]
+                    print(
+                        f"  M2's matrix products alone / {run['model']}: "
+                        f"{ceiling / run['tokens_per_ms']:.2f}x (the most M2 could reach)",
+                        flush=True,
+                    )
             results.append(cell)
 
     if args.json_out:
@@ -383,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                     "environment": env,
                     "args": vars(args),
                     "conv_check": conv_rows,
+                    "gemm_check": gemm_rows,
                     "results": results,
                 },
                 f,
