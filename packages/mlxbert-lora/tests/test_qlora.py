@@ -6,6 +6,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import pytest
+from mlx.utils import tree_flatten
 
 from mlxbert_lora import (
     LoraConfig,
@@ -107,3 +108,58 @@ def test_merge_of_float_base_reports_full_retention(make_model):
         warnings.simplefilter("error")
         _, reports = merge_lora(model, requantize=True, return_report=True)  # no-op for float
     assert all(not r.quantized_base and r.delta_retained == 1.0 for r in reports)
+
+
+# ----------------------------------------------------------------------------- large batches
+def test_qlora_base_layers_dequantize_first_for_large_gpu_batches(make_model, inputs, monkeypatch):
+    from mlxbert_lora._private import qbase
+
+    model = qlora_model(make_model)
+    base_layers = [m for _, m in model.named_modules() if isinstance(m, nn.QuantizedLinear)]
+    assert base_layers and all(isinstance(m, qbase.QLoRABaseLinear) for m in base_layers)
+    # Small inputs, and anything on the CPU, keep mx.quantized_matmul.
+    assert not qbase.dequantize_first(mx.zeros((4, 16, 64)))
+    calls = []
+    original = mx.quantized_matmul
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(mx, "quantized_matmul", counted)
+    y = mx.random.normal((inputs.shape[0], 3))
+    loss_fn = nn.value_and_grad(model, lambda m: mx.mean(mx.square(m(inputs) - y)))
+    packed_loss, packed_grads = loss_fn(model)
+    assert calls, "the quantized kernel is the default path"
+
+    # Forced (as for a GPU batch of >= MIN_ROWS rows): the dequantized product, same result.
+    calls.clear()
+    monkeypatch.setattr(qbase, "dequantize_first", lambda x: True)
+    dense_loss, dense_grads = loss_fn(model)
+    mx.eval(dense_loss, dense_grads)
+    assert not calls
+    assert abs(packed_loss.item() - dense_loss.item()) < 1e-5
+    flat_packed = dict(tree_flatten(packed_grads))
+    flat_dense = dict(tree_flatten(dense_grads))
+    assert flat_packed.keys() == flat_dense.keys() and flat_packed
+    for name, grad in flat_packed.items():
+        assert max_diff(grad, flat_dense[name]) < 1e-4, name
+    # Gradients reach the adapters and the saved head, never the frozen 4-bit weights.
+    assert any("lora_B" in name for name in flat_dense)
+    assert not any(
+        name.endswith((".weight", ".scales", ".biases"))
+        and "lora" not in name
+        and "classifier" not in name
+        for name in flat_dense
+    )
+
+
+def test_dequantize_first_counts_rows_and_skips_the_cpu(monkeypatch):
+    from mlxbert_lora._private import qbase
+
+    rows = qbase.MIN_ROWS
+    monkeypatch.setattr(mx, "default_device", lambda: mx.Device(mx.gpu))
+    assert qbase.dequantize_first(mx.zeros((rows // 128, 128, 8)))
+    assert not qbase.dequantize_first(mx.zeros((rows - 1, 8)))
+    monkeypatch.setattr(mx, "default_device", lambda: mx.Device(mx.cpu))
+    assert not qbase.dequantize_first(mx.zeros((rows, 8)))

@@ -14,6 +14,7 @@ from mlx.utils import tree_flatten
 from .config import LoraConfig, name_matches
 from .layers import LoRALinear
 from .model_tree import LINEAR_TYPES, get_module, linear_paths, linear_shape, set_module
+from .qbase import QLoRABaseLinear
 
 # The config an adapted model was built with lives on the root module as a plain attribute
 # (not an array, so it is not a parameter and never reaches a compiled function).
@@ -104,7 +105,7 @@ def _quantize_base(model: nn.Module, config: LoraConfig) -> None:
             continue
         if layer.weight.shape[1] % group:
             continue
-        set_module(model, path, nn.QuantizedLinear.from_linear(layer, group, config.quantize_bits))
+        set_module(model, path, QLoRABaseLinear.from_linear(layer, group, config.quantize_bits))
 
 
 def apply_plan(model: nn.Module, plan: dict[str, ModulePlan], config: LoraConfig) -> None:
