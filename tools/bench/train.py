@@ -124,9 +124,19 @@ def mlx_batch(batch: int, seq: int, seed: int = 0) -> dict:
     }
 
 
-def mlx_runner(geometry, batch, seq, dtype, compile_step=True, checkpointing=False):
-    """A closure running n MLX training steps and waiting for them."""
+def mlx_runner(
+    geometry, batch, seq, dtype, compile_step=True, checkpointing=False, adapter=None, min_rows=None
+):
+    """A closure running n MLX training steps and waiting for them. ``adapter``: an
+    mlxbert-lora preset ("qlora", "balanced") applied first; ``min_rows``: the rows from which
+    QLoRA's base layers dequantize before a GPU product (None: the package's default; a huge
+    number: always ``mx.quantized_matmul``)."""
     model = mlx_model(geometry)
+    if adapter:
+        from mlxbert_lora import LoraConfig, apply_lora
+
+        apply_lora(model, LoraConfig.preset(adapter, model=model))
+        mx.eval(model.parameters())
     cfg = TrainingConfig(
         learning_rate=2e-5,
         weight_decay=0.01,
@@ -147,7 +157,19 @@ def mlx_runner(geometry, batch, seq, dtype, compile_step=True, checkpointing=Fal
         mx.synchronize()
         return value
 
-    return run
+    if min_rows is None:
+        return run
+    from mlxbert_lora._private import qbase
+
+    def run_with_threshold(steps: int) -> float:
+        # Read when the step is traced (its first call) or, uncompiled, on every call.
+        default, qbase.MIN_ROWS = qbase.MIN_ROWS, min_rows
+        try:
+            return run(steps)
+        finally:
+            qbase.MIN_ROWS = default
+
+    return run_with_threshold
 
 
 def mlx_peak_memory(geometry, batch, seq, dtype, checkpointing, steps=2, adapter=None):
@@ -339,6 +361,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating timed rounds per side")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch side")
+    parser.add_argument(
+        "--adapter",
+        choices=("qlora", "balanced"),
+        help="MLX only: train an mlxbert-lora adapter preset; with qlora, also a row with the "
+        "base products always through mx.quantized_matmul (mlx_quantized_matmul)",
+    )
     parser.add_argument("--eager", action="store_true", help="also time MLX without mx.compile")
     parser.add_argument(
         "--memory", action="store_true", help="peak memory with/without checkpointing"
@@ -415,10 +443,16 @@ def main() -> int:
         geometry = MODELS[name]
         flops = train_flops_per_sequence(geometry, args.seq)
         row = {"train_gflop_per_seq": flops / 1e9}
-        runners = {"mlx": mlx_runner(geometry, batch, args.seq, dtype)}
+        runners = {"mlx": mlx_runner(geometry, batch, args.seq, dtype, adapter=args.adapter)}
         if args.eager:
-            runners["mlx_eager"] = mlx_runner(geometry, batch, args.seq, dtype, compile_step=False)
-        if libs is not None:
+            runners["mlx_eager"] = mlx_runner(
+                geometry, batch, args.seq, dtype, compile_step=False, adapter=args.adapter
+            )
+        if args.adapter == "qlora":
+            runners["mlx_quantized_matmul"] = mlx_runner(
+                geometry, batch, args.seq, dtype, adapter="qlora", min_rows=1 << 62
+            )
+        if libs is not None and not args.adapter:
             runners["torch"] = torch_runner(libs, geometry, batch, args.seq, torch_device, gpu)
         row.update(interleaved(runners, batch, steps, args.warmup, args.rounds))
         del runners
@@ -429,6 +463,12 @@ def main() -> int:
         )
         if "mlx_eager" in row:
             log(f"[{name}] MLX eager:    {row['mlx_eager']['seq_per_s']:.1f} seq/s")
+        if "mlx_quantized_matmul" in row:
+            q = row["mlx_quantized_matmul"]
+            log(
+                f"[{name}] MLX, QLoRA base always through mx.quantized_matmul: "
+                f"{q['seq_per_s']:.1f} seq/s ({q['step_ms']:.1f} ms/step)"
+            )
         if "torch" in row:
             row["mlx_over_torch"] = row["mlx"]["seq_per_s"] / row["torch"]["seq_per_s"]
             log(
