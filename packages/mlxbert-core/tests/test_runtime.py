@@ -296,3 +296,28 @@ def test_vectorised_kernels_give_the_same_values():
     for fn in (mx.exp, mx.erf, mx.tanh, mx.sin, nn.gelu, mx.sigmoid):
         compiled = mx.compile(lambda v, fn=fn: fn(v) * 1.0)
         assert mx.array_equal(compiled(x), fn(x)).item(), fn
+
+
+@needs_gxx
+def test_processes_starting_together_share_the_kernel_folder(tmp_path):
+    # Data-parallel ranks import mlxbert_core at the same moment: the one-time cleanup of the
+    # kernel folder runs under a lock, and every process builds and runs its kernels.
+    (tmp_path / "tmp").mkdir()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLXBERT_")}
+    environ.update(TMPDIR=str(tmp_path / "tmp"), MLXBERT_CACHE=str(tmp_path / "cache"))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", COMPILE_GELU],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environ,
+        )
+        for _ in range(3)
+    ]
+    results = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], [err for _, err in results]
+    infos = [json.loads(out.strip().splitlines()[-1]) for out, _ in results]
+    assert all(info["cpu_jit_flags"] for info in infos)
+    kernel_dir = tmp_path / "tmp" / "mlx" / infos[0]["mlx"] / "cpu"
+    assert list(kernel_dir.glob("lib*.so")) and (kernel_dir / "mlxbert-cpu-jit.json").exists()
