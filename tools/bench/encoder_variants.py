@@ -225,8 +225,9 @@ def component_steps_mlx(batch: int, length: int, dtype: str, reps: int, model: s
         "gemm out": gemm("out", x),
         "gemm ffn1": gemm("ffn1", x),
         "gemm ffn2": gemm("ffn2", xi),
-        # The encoders' own paths: the fused kernel on GPU, softmax(q kᵀ) v with the fast
-        # softmax on CPU; GELU as nn.gelu on GPU, the rational-erf kernel on CPU.
+        # The encoders' own paths: the fused kernel on GPU, two products and a compiled
+        # softmax on CPU; GELU as nn.gelu on GPU, the compiled CPU kernel of
+        # mlxbert_core.models._cpu_math on CPU.
         "sdpa": lambda: mx.eval(
             [_layers.attention(q, q, q, scale=scale, mask=None)[0] for _ in range(reps)]
         ),

@@ -48,6 +48,13 @@ def median_us(fn, sync, reps: int = 20, rounds: int = 7) -> float:
     return times[len(times) // 2] * 1e6
 
 
+def mlx_per_eval_us(make, count: int = 20) -> float:
+    """Microseconds per product with ``count`` products in one ``mx.eval``."""
+    import mlx.core as mx
+
+    return median_us(lambda: mx.eval([make() for _ in range(count)]), lambda: None, reps=1) / count
+
+
 def mlx_backward_cases(m: int, n: int, k: int) -> dict[str, float]:
     import mlx.core as mx
 
@@ -56,11 +63,7 @@ def mlx_backward_cases(m: int, n: int, k: int) -> dict[str, float]:
     w = (mx.random.normal((n, k)) * 0.02).astype(mx.bfloat16)
     mx.eval(x, dy, w)
 
-    def per_eval(make, count=20):
-        return (
-            median_us(lambda: mx.eval([make() for _ in range(count)]), lambda: None, reps=1) / count
-        )
-
+    per_eval = mlx_per_eval_us
     return {
         "mlx dX = dY @ W": per_eval(lambda: dy @ w),
         "mlx dW = (X.T @ dY).T": per_eval(lambda: mx.contiguous((x.T @ dy).T)),
@@ -97,9 +100,7 @@ def mlx_cases(m: int, n: int, k: int) -> dict[str, float]:
     def none():
         return None
 
-    def per_eval(make, count=20):
-        return median_us(lambda: mx.eval([make() for _ in range(count)]), none, reps=1) / count
-
+    per_eval = mlx_per_eval_us
     return {
         "mlx addmm W.T": median_us(lambda: mx.eval(mx.addmm(b, x, w.T)), none),
         "mlx addmm Wt": median_us(lambda: mx.eval(mx.addmm(b, x, wt)), none),

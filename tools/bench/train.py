@@ -124,6 +124,17 @@ def mlx_batch(batch: int, seq: int, seed: int = 0) -> dict:
     }
 
 
+def with_adapter(model, adapter):
+    """``model`` with an mlxbert-lora preset applied ("qlora": 4-bit base, group 64;
+    "balanced": float base; r=8 on attention), or unchanged when ``adapter`` is None."""
+    if adapter:
+        from mlxbert_lora import LoraConfig, apply_lora
+
+        apply_lora(model, LoraConfig.preset(adapter, model=model))
+        mx.eval(model.parameters())
+    return model
+
+
 def mlx_runner(
     geometry, batch, seq, dtype, compile_step=True, checkpointing=False, adapter=None, min_rows=None
 ):
@@ -131,12 +142,7 @@ def mlx_runner(
     mlxbert-lora preset ("qlora", "balanced") applied first; ``min_rows``: the rows from which
     QLoRA's base layers dequantize before a GPU product (None: the package's default; a huge
     number: always ``mx.quantized_matmul``)."""
-    model = mlx_model(geometry)
-    if adapter:
-        from mlxbert_lora import LoraConfig, apply_lora
-
-        apply_lora(model, LoraConfig.preset(adapter, model=model))
-        mx.eval(model.parameters())
+    model = with_adapter(mlx_model(geometry), adapter)
     cfg = TrainingConfig(
         learning_rate=2e-5,
         weight_decay=0.01,
@@ -175,12 +181,7 @@ def mlx_runner(
 def mlx_peak_memory(geometry, batch, seq, dtype, checkpointing, steps=2, adapter=None):
     mx.clear_cache()
     mx.reset_peak_memory()
-    model = mlx_model(geometry)
-    if adapter:  # "qlora": 4-bit base (group 64); "balanced": float base; r=8 on attention
-        from mlxbert_lora import LoraConfig, apply_lora
-
-        apply_lora(model, LoraConfig.preset(adapter, model=model))
-        mx.eval(model.parameters())
+    model = with_adapter(mlx_model(geometry), adapter)
     cfg = TrainingConfig(
         schedule="constant", compute_dtype=dtype, gradient_checkpointing=checkpointing
     )

@@ -69,8 +69,12 @@ def _warn_once(message: str) -> None:
         warnings.warn(f"mlxbert: {message}", RuntimeWarning, stacklevel=4)
 
 
+def _linux_x86() -> bool:
+    return sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
+
+
 def _skip_reason() -> str | None:
-    if not (sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")):
+    if not _linux_x86():
         return "not Linux x86-64: MLX's own BLAS is used"
     if os.environ.get("MLXBERT_NO_OPENBLAS", "").strip().lower() not in ("", "0", "false", "no"):
         return "disabled by MLXBERT_NO_OPENBLAS"
@@ -251,14 +255,15 @@ def configure_cpu_jit() -> str | None:
 
     if _state["cpu_jit"] or _state["cpu_jit_note"]:
         return _state["cpu_jit"]
-    if not (sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")):
+    if not _linux_x86():
         _state["cpu_jit_note"] = "not Linux x86-64: MLX's own compiler flags"
         return None
+    mlx_version = getattr(mx, "__version__", "x")
     if _env_off("MLXBERT_CPU_JIT"):
         _state["cpu_jit_note"] = "disabled by MLXBERT_CPU_JIT"
-        cpu_jit.uninstall(getattr(mx, "__version__", "x"))
+        cpu_jit.uninstall(mlx_version)
         return None
-    flags, note = cpu_jit.install(cache_root() / "cpu-jit", getattr(mx, "__version__", "x"))
+    flags, note = cpu_jit.install(cache_root() / "cpu-jit", mlx_version)
     _state["cpu_jit"], _state["cpu_jit_note"] = flags, note
     return flags
 

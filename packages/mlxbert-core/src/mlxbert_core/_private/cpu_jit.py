@@ -146,9 +146,8 @@ def install(shim_dir: Path, mlx_version: str) -> tuple[str | None, str | None]:
     script = _script(real)
     wrapper = shim_dir / "g++"
     state_file = shim_dir / "probe.json"
-    stat = os.stat(real)
-    probe_key = {"compiler": real, "mtime": stat.st_mtime_ns, "flags": list(FLAGS)}
     try:
+        probe_key = {"compiler": real, "mtime": os.stat(real).st_mtime_ns, "flags": list(FLAGS)}
         shim_dir.mkdir(parents=True, exist_ok=True)
         probed = None
         with contextlib.suppress(OSError, ValueError):
