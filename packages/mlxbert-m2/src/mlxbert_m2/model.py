@@ -14,6 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from mlxbert_core.models import Embedding
 from mlxbert_core.outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
 
 from .config import M2BertConfig
@@ -44,10 +45,10 @@ class M2Embeddings(nn.Module):
         super().__init__()
         h = config.hidden_size
         self.use_positional_encodings = config.use_positional_encodings
-        self.word_embeddings = nn.Embedding(config.vocab_size, h)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, h)
+        self.word_embeddings = Embedding(config.vocab_size, h)
+        self.token_type_embeddings = Embedding(config.type_vocab_size, h)
         if config.use_positional_encodings:
-            self.position_embeddings = nn.Embedding(config.max_position_embeddings, h)
+            self.position_embeddings = Embedding(config.max_position_embeddings, h)
             self.position_ids = mx.arange(config.max_position_embeddings)[None]
             self.freeze(recurse=False, keys=["position_ids"])
         self.LayerNorm = nn.LayerNorm(h, eps=config.layer_norm_eps)

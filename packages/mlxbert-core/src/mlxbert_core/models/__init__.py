@@ -3,7 +3,8 @@
 Each module holds a config dataclass (``ModelArgs``), the bare encoder, masked-LM and
 sequence-classification models with Hugging Face parameter names, a ``sanitize`` function for
 checkpoint keys and an ``ARCHITECTURE`` registered through the ``mlxbert.architectures`` entry
-point.
+point. :class:`Embedding` is the embedding table they share (float32 gradient sums for 16-bit
+tables).
 """
 
 from .bert import (
@@ -12,6 +13,7 @@ from .bert import (
     BertModel,
     BertModelArgs,
 )
+from .embedding import Embedding
 from .modernbert import (
     ModernBertForMaskedLM,
     ModernBertForSequenceClassification,
@@ -30,6 +32,7 @@ __all__ = [
     "BertForSequenceClassification",
     "BertModel",
     "BertModelArgs",
+    "Embedding",
     "ModernBertForMaskedLM",
     "ModernBertForSequenceClassification",
     "ModernBertModel",

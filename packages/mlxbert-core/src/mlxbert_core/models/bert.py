@@ -31,6 +31,7 @@ from ._layers import (
     token_mask,
     validate_inputs,
 )
+from .embedding import Embedding
 
 
 @dataclass
@@ -92,9 +93,9 @@ ModelArgs = BertModelArgs
 class BertEmbeddings(nn.Module):
     def __init__(self, args: BertModelArgs):
         super().__init__()
-        self.word_embeddings = nn.Embedding(args.vocab_size, args.hidden_size)
-        self.position_embeddings = nn.Embedding(args.max_position_embeddings, args.hidden_size)
-        self.token_type_embeddings = nn.Embedding(args.type_vocab_size, args.hidden_size)
+        self.word_embeddings = Embedding(args.vocab_size, args.hidden_size)
+        self.position_embeddings = Embedding(args.max_position_embeddings, args.hidden_size)
+        self.token_type_embeddings = Embedding(args.type_vocab_size, args.hidden_size)
         self.LayerNorm = nn.LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
         self.dropout = nn.Dropout(args.hidden_dropout_prob)
 

@@ -32,6 +32,7 @@ from ._layers import (
     token_mask,
     validate_inputs,
 )
+from .embedding import Embedding
 
 GLOBAL, LOCAL = "full_attention", "sliding_attention"
 
@@ -139,7 +140,7 @@ ModelArgs = ModernBertModelArgs
 class ModernBertEmbeddings(nn.Module):
     def __init__(self, args: ModernBertModelArgs):
         super().__init__()
-        self.tok_embeddings = nn.Embedding(args.vocab_size, args.hidden_size)
+        self.tok_embeddings = Embedding(args.vocab_size, args.hidden_size)
         self.norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
         self.drop = nn.Dropout(args.embedding_dropout)
 

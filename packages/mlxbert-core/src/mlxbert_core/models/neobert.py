@@ -28,6 +28,7 @@ from ._layers import (
     token_mask,
     validate_inputs,
 )
+from .embedding import Embedding
 
 
 @dataclass
@@ -155,7 +156,7 @@ class NeoBERT(nn.Module, CompiledForward):
     def __init__(self, args: NeoBertModelArgs):
         super().__init__()
         self.config = args
-        self.encoder = nn.Embedding(args.vocab_size, args.hidden_size)
+        self.encoder = Embedding(args.vocab_size, args.hidden_size)
         self.transformer_encoder = [EncoderBlock(args) for _ in range(args.num_hidden_layers)]
         self.layer_norm = nn.RMSNorm(args.hidden_size, eps=args.norm_eps)
 
