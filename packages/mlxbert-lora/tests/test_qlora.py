@@ -111,14 +111,12 @@ def test_merge_of_float_base_reports_full_retention(make_model):
 
 
 # ----------------------------------------------------------------------------- large batches
-def test_qlora_base_layers_dequantize_first_for_large_gpu_batches(make_model, inputs, monkeypatch):
+def test_qlora_base_layers_dequantize_first_for_many_rows(make_model, inputs, monkeypatch):
     from mlxbert_lora._private import qbase
 
     model = qlora_model(make_model)
     base_layers = [m for _, m in model.named_modules() if isinstance(m, nn.QuantizedLinear)]
     assert base_layers and all(isinstance(m, qbase.QLoRABaseLinear) for m in base_layers)
-    # Small inputs, and anything on the CPU, keep mx.quantized_matmul.
-    assert not qbase.dequantize_first(mx.zeros((4, 16, 64)))
     calls = []
     original = mx.quantized_matmul
 
@@ -128,17 +126,29 @@ def test_qlora_base_layers_dequantize_first_for_large_gpu_batches(make_model, in
 
     monkeypatch.setattr(mx, "quantized_matmul", counted)
     y = mx.random.normal((inputs.shape[0], 3))
-    loss_fn = nn.value_and_grad(model, lambda m: mx.mean(mx.square(m(inputs) - y)))
-    packed_loss, packed_grads = loss_fn(model)
-    assert calls, "the quantized kernel is the default path"
 
-    # Forced (as for a GPU batch of >= MIN_ROWS rows): the dequantized product, same result.
+    def loss(m, x):
+        return mx.mean(mx.square(m(x) - y))
+
+    loss_fn = nn.value_and_grad(model, loss)
+    input_grad = mx.grad(lambda x: loss(model, x))
+
+    # Forced (as for a few rows): the quantized kernel.
+    monkeypatch.setattr(qbase, "dequantize_first", lambda x: False)
+    packed_loss, packed_grads = loss_fn(model, inputs)
+    packed_input_grad = input_grad(inputs)
+    mx.eval(packed_loss, packed_grads, packed_input_grad)
+    assert calls, "few rows take the quantized kernel"
+
+    # Forced (as for many rows): the dequantized product, same values and gradients.
     calls.clear()
     monkeypatch.setattr(qbase, "dequantize_first", lambda x: True)
-    dense_loss, dense_grads = loss_fn(model)
-    mx.eval(dense_loss, dense_grads)
+    dense_loss, dense_grads = loss_fn(model, inputs)
+    dense_input_grad = input_grad(inputs)
+    mx.eval(dense_loss, dense_grads, dense_input_grad)
     assert not calls
     assert abs(packed_loss.item() - dense_loss.item()) < 1e-5
+    assert max_diff(packed_input_grad, dense_input_grad) < 1e-5
     flat_packed = dict(tree_flatten(packed_grads))
     flat_dense = dict(tree_flatten(dense_grads))
     assert flat_packed.keys() == flat_dense.keys() and flat_packed
@@ -154,7 +164,7 @@ def test_qlora_base_layers_dequantize_first_for_large_gpu_batches(make_model, in
     )
 
 
-def test_dequantize_first_counts_rows_and_skips_the_cpu(monkeypatch):
+def test_dequantize_first_counts_rows_per_device(monkeypatch):
     from mlxbert_lora._private import qbase
 
     rows = qbase.MIN_ROWS
@@ -162,4 +172,37 @@ def test_dequantize_first_counts_rows_and_skips_the_cpu(monkeypatch):
     assert qbase.dequantize_first(mx.zeros((rows // 128, 128, 8)))
     assert not qbase.dequantize_first(mx.zeros((rows - 1, 8)))
     monkeypatch.setattr(mx, "default_device", lambda: mx.Device(mx.cpu))
-    assert not qbase.dequantize_first(mx.zeros((rows, 8)))
+    assert qbase.dequantize_first(mx.zeros((1, qbase.MIN_ROWS_CPU, 8)))
+    assert not qbase.dequantize_first(mx.zeros((qbase.MIN_ROWS_CPU - 1, 8)))
+
+
+def test_dequantized_product_keeps_no_float_weight_for_the_backward_pass():
+    # Eight 4-bit layers of 1024 x 1024 (4 MiB each once dequantized to float32) and an input
+    # of 16 rows: keeping each layer's float weight from the forward to the backward pass holds
+    # all eight at once (about 40 MiB at the peak); dequantizing again in the backward pass
+    # holds one or two, whatever the depth (about 17 MiB).
+    from mlxbert_lora._private.qbase import QLoRABaseLinear
+
+    mx.random.seed(0)
+    layers = [
+        QLoRABaseLinear.from_linear(nn.Linear(1024, 1024, bias=False), 64, 4) for _ in range(8)
+    ]
+    for layer in layers:
+        layer.freeze()
+    x = mx.random.normal((16, 1024))
+    mx.eval(x, [layer.parameters() for layer in layers])
+
+    def forward(v):
+        for layer in layers:
+            v = layer(v)
+        return v.sum()
+
+    dense_bytes = 1024 * 1024 * 4
+    mx.synchronize()
+    mx.clear_cache()
+    mx.reset_peak_memory()
+    base = mx.get_active_memory()
+    grad = mx.grad(forward)(x)
+    mx.eval(grad)
+    assert mx.get_peak_memory() - base < 6 * dense_bytes
+    assert grad.shape == x.shape and bool(mx.all(mx.isfinite(grad)))

@@ -1,24 +1,29 @@
 """The frozen 4-bit base layers of a QLoRA model.
 
 ``nn.QuantizedLinear`` multiplies by its packed weight with ``mx.quantized_matmul``, which keeps
-the weight 4-bit all the way into the kernel: the right choice for inference and small
-batches. For training batches on a GPU it is the wrong one. On an H100 (mlx 0.32.4, bfloat16,
-16,384 rows by 768 x 3072), the quantized product and its input gradient take 1.16 and 1.27 ms
-against 0.68 and 0.75 ms for a plain product, and the gradient through ``quantized_matmul``
-(``transpose=False``) takes 0.75 ms against 0.31 ms for ``g @ dequantize(W)``. A BERT-base QLoRA
-training step took 69.8 ms at 32 x 512 (14.6 GiB peak) and 36.3 ms at 64 x 128 (7.1 GiB).
-Dequantizing each weight just before a plain product took them to 36.9 ms (9.0 GiB) and
-24.5 ms (4.8 GiB), with the same losses to 3 decimals.
+the weight 4-bit all the way into the kernel: the right choice for a handful of rows. For the
+many rows of a training batch it is the wrong one, on both backends:
 
-:class:`QLoRABaseLinear` is that layer: a ``nn.QuantizedLinear`` (same parameters, same
-checkpoint names, same ``isinstance``) that, for inputs of at least :data:`MIN_ROWS` rows off
-the CPU, multiplies by the dequantized weight instead. The weights stay 4-bit in memory; the
-float copy lives for one product, plus, inside a training step, until the backward pass uses
-it (BERT-base: 170 MB in bfloat16 in all). Nothing changes on the CPU (not measured there) or
-for smaller inputs.
+* **GPU.** On an H100 (mlx 0.32.4, bfloat16, 16,384 rows by 768 x 3072), the quantized product
+  and its input gradient take 1.16 and 1.27 ms against 0.68 and 0.75 ms for a plain product. A
+  BERT-base QLoRA training step took 69.8 ms at 32 x 512 and 36.3 ms at 64 x 128; dequantizing
+  each weight just before a plain product took them to 36.9 ms and 24.5 ms.
+* **CPU.** MLX's CPU quantized product is a plain loop, far from the BLAS matrix product: for
+  128 rows by 768 x 3072 (float32, 2 cores) it takes 348 ms against 18 ms for dequantize (11 ms)
+  plus product, and 21 s against 0.25 s for 8,192 rows. A BERT-base QLoRA step at 2 x 512 took
+  136 s with the quantized product and 4.5 s with the dequantized one.
+
+:class:`QLoRABaseLinear` is a ``nn.QuantizedLinear`` (same parameters, same checkpoint names,
+same ``isinstance``) that, from :data:`MIN_ROWS` rows on a GPU and :data:`MIN_ROWS_CPU` rows on
+the CPU, multiplies by the dequantized weight instead. The weights stay 4-bit in memory: the
+float copy lives for one product, and the backward pass dequantizes again rather than keeping
+it (a custom gradient), so a training step holds no float copy of the frozen base between its
+forward and backward passes.
 """
 
 from __future__ import annotations
+
+import functools
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -28,23 +33,71 @@ from .model_tree import dense_weight
 #: Rows (product of the input's leading dimensions) from which a GPU product dequantizes first.
 #: Measured: 16,384 rows 1.9x and 8,192 rows 1.5x faster per step; 4,096 rows not changed.
 MIN_ROWS = 8192
+#: The same on the CPU, where the quantized product costs about as much per row as a whole
+#: dequantization (768 x 3072: 2.9 ms a row against 9.4 ms to dequantize; 8 rows 22 vs 13 ms).
+MIN_ROWS_CPU = 8
 
 
 def dequantize_first(x: mx.array) -> bool:
     """Whether the base product of ``x`` runs on the dequantized weight."""
-    if mx.default_device().type == mx.DeviceType.cpu:
-        return False
-    return x.size // max(x.shape[-1], 1) >= MIN_ROWS
+    on_cpu = mx.default_device().type == mx.DeviceType.cpu
+    return x.size // max(x.shape[-1], 1) >= (MIN_ROWS_CPU if on_cpu else MIN_ROWS)
+
+
+@functools.cache
+def _dequantized_product(group_size: int, bits: int, mode: str):
+    """``x @ dequantize(W).T`` for one quantization format, as a function of ``x`` and the
+    packed arrays, whose gradient dequantizes ``W`` again instead of keeping the float copy."""
+
+    def dense(packed: list[mx.array], dtype: mx.Dtype) -> mx.array:
+        weight, scales, *biases = packed
+        return mx.dequantize(
+            weight,
+            scales,
+            biases[0] if biases else None,
+            group_size=group_size,
+            bits=bits,
+            mode=mode,
+        ).astype(dtype)
+
+    @mx.custom_function
+    def product(x: mx.array, packed: list[mx.array]) -> mx.array:
+        # The packed weights do not depend on x: without this tie the scheduler may dequantize
+        # every layer of the model before the first product and hold them all at once.
+        return x @ dense(mx.depends(list(packed), [x]), x.dtype).T
+
+    @product.vjp
+    def product_vjp(primals, cotangent, output):
+        _x, packed = primals
+        # Likewise tied to the incoming gradient: dequantized when the backward pass reaches
+        # this layer.
+        waiting = mx.depends(list(packed), [cotangent])
+        # The packed weights are frozen (checked by the caller): their cotangents are zeros
+        # that nothing reads.
+        return cotangent @ dense(waiting, cotangent.dtype), [mx.zeros_like(p) for p in packed]
+
+    return product
+
+
+def _frozen(layer: nn.QuantizedLinear) -> bool:
+    trainable = layer.trainable_parameters()
+    return not any(name in trainable for name in ("weight", "scales", "biases"))
 
 
 class QLoRABaseLinear(nn.QuantizedLinear):
-    """``nn.QuantizedLinear`` whose large GPU products use the dequantized weight (see the
+    """``nn.QuantizedLinear`` whose many-row products use the dequantized weight (see the
     module docstring); created by ``QLoRABaseLinear.from_linear`` as QLoRA quantizes a base."""
 
     def __call__(self, x: mx.array) -> mx.array:
         if not dequantize_first(x):
             return super().__call__(x)
-        weight = dense_weight(self).astype(x.dtype)
+        if not _frozen(self):
+            # Trainable quantization parameters need MLX's own gradients.
+            weight = dense_weight(self).astype(x.dtype)
+            out = x @ weight.T
+        else:
+            packed = [self.weight, self.scales] + ([self["biases"]] if "biases" in self else [])
+            out = _dequantized_product(self.group_size, self.bits, self.mode)(x, packed)
         if "bias" in self:
-            return mx.addmm(self["bias"].astype(x.dtype), x, weight.T)
-        return x @ weight.T
+            out = out + self["bias"].astype(x.dtype)
+        return out
