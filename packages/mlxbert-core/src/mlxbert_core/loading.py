@@ -19,6 +19,7 @@ from mlxbert_core._private.hub import (
     TORCH_PATTERNS,
     resolve_folder,
 )
+from mlxbert_core._private.quantized_linear import install_fast_products
 from mlxbert_core.checkpoints import WEIGHT_FILES, load_weights
 from mlxbert_core.registry import TASKS, Architecture, resolve_architecture
 
@@ -123,6 +124,7 @@ def _quantize_skeleton(model: nn.Module, block: dict[str, Any], source: Path) ->
         }
 
     nn.quantize(model, class_predicate=predicate)
+    install_fast_products(model)
     missing = sorted(set(layers) - done)
     if missing:
         raise ValueError(

@@ -18,7 +18,8 @@ same ``isinstance``) that, from :data:`MIN_ROWS` rows on a GPU and :data:`MIN_RO
 the CPU, multiplies by the dequantized weight instead. The weights stay 4-bit in memory: the
 float copy lives for one product, and the backward pass dequantizes again rather than keeping
 it (a custom gradient), so a training step holds no float copy of the frozen base between its
-forward and backward passes.
+forward and backward passes. mlxbert-quant's and mlxbert-core's quantized layers make the
+same choice; none of the three packages depends on another, so each carries its own copy.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_map_with_path
 
+from .linear import install_fast_products
 from .modes import LayerSettings, QuantizationError, resolve_settings
 from .selection import DEFAULT_SKIP, SENSITIVE_LAYERS, Selector, compile_selectors, leaf_modules
 
@@ -158,13 +159,15 @@ def _sensitive_settings(base: LayerSettings) -> LayerSettings | None:
 
 
 def apply_plan(model: nn.Module, layers: Mapping[str, LayerSettings]) -> None:
-    """Swap the listed layers for their quantized versions through ``nn.quantize``."""
+    """Swap the listed layers for their quantized versions through ``nn.quantize``, with the
+    fast many-row product of :mod:`.linear`."""
 
     def predicate(path: str, _module: nn.Module):
         settings = layers.get(path)
         return settings.as_dict() if settings is not None else False
 
     nn.quantize(model, class_predicate=predicate)
+    install_fast_products(model)
 
 
 def quantize(
