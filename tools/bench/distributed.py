@@ -245,7 +245,8 @@ def main() -> int:
                     backend=backend,
                     starting_port=free_port(n) if backend == "ring" else None,
                     nccl_port=free_port(1) if backend == "nccl" else None,
-                    env={"NCCL_NVLS_ENABLE": os.environ["NCCL_NVLS_ENABLE"]}
+                    # Every NCCL_* setting of this process reaches every rank.
+                    env={k: v for k, v in os.environ.items() if k.startswith("NCCL_")}
                     if backend == "nccl"
                     else None,
                     script_args=worker_args,
@@ -292,6 +293,9 @@ def main() -> int:
         "bucket_mib": args.bucket_mib,
         "bind_cores": args.bind_cores,
         "nccl_nvls_enable": os.environ.get("NCCL_NVLS_ENABLE") if backend == "nccl" else None,
+        "nccl_env": {k: v for k, v in os.environ.items() if k.startswith("NCCL_")}
+        if backend == "nccl"
+        else None,
         "results": results,
     }
     if args.json:

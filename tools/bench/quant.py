@@ -7,6 +7,7 @@ mean / min cosine similarity of the mean-pooled sentence embeddings, and forward
 throughput (sequences/s on the fixture batch) next to float32's.
 
     python tools/bench/quant.py --json quant-cpu.json
+    python tools/bench/quant.py --quantized-kernel --settings 8/64,4/64 --repeats 1
     PYTHONPATH=packages/mlxbert-core/src:packages/mlxbert-quant/src \
         python tools/bench/quant.py --device gpu --model DIR --json quant-gpu.json
 
@@ -99,8 +100,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--warmup", type=int, default=0, help="extra untimed passes (the quality pass is one)"
     )
+    parser.add_argument(
+        "--quantized-kernel",
+        action="store_true",
+        help="multiply through mx.quantized_matmul at every row count (the quantized layers' "
+        "dequantize-first path off), to measure what that path gains",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
+    if args.quantized_kernel:
+        from mlxbert_quant._private import linear
+
+        linear.MIN_ROWS_CPU = linear.MIN_ROWS_GPU = 1 << 62
 
     mx.set_default_device(mx.gpu if args.device == "gpu" else mx.cpu)
     model_path = args.model or default_model_path()
@@ -150,6 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
         "device": args.device,
         "platform": platform.platform(),
         "mlx": mx.__version__,
+        "quantized_kernel_only": args.quantized_kernel,
         "batch": list(batch["input_ids"].shape),
         "rows": rows,
     }

@@ -140,8 +140,8 @@ def mlx_runner(
 ):
     """A closure running n MLX training steps and waiting for them. ``adapter``: an
     mlxbert-lora preset ("qlora", "balanced") applied first; ``min_rows``: the rows from which
-    QLoRA's base layers dequantize before a GPU product (None: the package's default; a huge
-    number: always ``mx.quantized_matmul``)."""
+    QLoRA's base layers dequantize before a product, GPU and CPU alike (None: the package's
+    defaults; a huge number: always ``mx.quantized_matmul``)."""
     model = with_adapter(mlx_model(geometry), adapter)
     cfg = TrainingConfig(
         learning_rate=2e-5,
@@ -169,11 +169,12 @@ def mlx_runner(
 
     def run_with_threshold(steps: int) -> float:
         # Read when the step is traced (its first call) or, uncompiled, on every call.
-        default, qbase.MIN_ROWS = qbase.MIN_ROWS, min_rows
+        defaults = qbase.MIN_ROWS, qbase.MIN_ROWS_CPU
+        qbase.MIN_ROWS = qbase.MIN_ROWS_CPU = min_rows
         try:
             return run(steps)
         finally:
-            qbase.MIN_ROWS = default
+            qbase.MIN_ROWS, qbase.MIN_ROWS_CPU = defaults
 
     return run_with_threshold
 
@@ -511,6 +512,8 @@ def main() -> int:
             "mlx_ratio": ("checkpointing", "plain"),
             "mlx_qlora_ratio": ("qlora", "plain"),
             "mlx_qlora_checkpointing_ratio": ("qlora-checkpointing", "checkpointing"),
+            # QLoRA as it is usually run (with checkpointing) against default full fine-tuning.
+            "mlx_qlora_checkpointing_vs_plain_ratio": ("qlora-checkpointing", "plain"),
             "mlx_lora_ratio": ("lora", "plain"),
         }
         for name, (num, den) in ratios.items():
