@@ -213,6 +213,12 @@ def main() -> int:
     ]
     if backend == "nccl":
         os.environ.setdefault("NCCL_NVLS_ENABLE", "0")  # NVLink multicast off
+    # Every NCCL_* setting of this process reaches every rank (and the report).
+    nccl_env = (
+        {k: v for k, v in os.environ.items() if k.startswith("NCCL_")}
+        if backend == "nccl"
+        else None
+    )
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in ranks:
@@ -245,10 +251,7 @@ def main() -> int:
                     backend=backend,
                     starting_port=free_port(n) if backend == "ring" else None,
                     nccl_port=free_port(1) if backend == "nccl" else None,
-                    # Every NCCL_* setting of this process reaches every rank.
-                    env={k: v for k, v in os.environ.items() if k.startswith("NCCL_")}
-                    if backend == "nccl"
-                    else None,
+                    env=nccl_env,
                     script_args=worker_args,
                 )
             env = dict(os.environ)
@@ -293,9 +296,7 @@ def main() -> int:
         "bucket_mib": args.bucket_mib,
         "bind_cores": args.bind_cores,
         "nccl_nvls_enable": os.environ.get("NCCL_NVLS_ENABLE") if backend == "nccl" else None,
-        "nccl_env": {k: v for k, v in os.environ.items() if k.startswith("NCCL_")}
-        if backend == "nccl"
-        else None,
+        "nccl_env": nccl_env,
         "results": results,
     }
     if args.json:

@@ -54,13 +54,9 @@ def _dequantized_product(group_size: int, bits: int, mode: str):
 
     def dense(packed: list[mx.array], dtype: mx.Dtype) -> mx.array:
         weight, scales, *biases = packed
+        biases_or_none = biases[0] if biases else None
         return mx.dequantize(
-            weight,
-            scales,
-            biases[0] if biases else None,
-            group_size=group_size,
-            bits=bits,
-            mode=mode,
+            weight, scales, biases_or_none, group_size=group_size, bits=bits, mode=mode
         ).astype(dtype)
 
     @mx.custom_function
