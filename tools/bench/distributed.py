@@ -93,10 +93,13 @@ def worker(args) -> None:
         communication_stream=args.comm_stream,
         overlap_grad_reduce=args.overlap,
     )
+    mean_over_ranks = distributed.mean_over_ranks
     if args.grad_reduce == "none":
-        # Diagnostic only: no gradient all-reduce (the ranks drift apart), to separate the cost
-        # of communication from the cost of running several ranks side by side.
+        # Diagnostic only: no all-reduce inside the step, neither the gradients' nor the loss's
+        # (the ranks drift apart between the barriers around the timed steps), to separate the
+        # cost of communication from the cost of running several ranks side by side.
         distributed.average_gradients = lambda grads, group, **_: grads
+        distributed.mean_over_ranks = lambda value, group: value
     elif args.bucket_mib is not None:
         bucket_bytes = int(args.bucket_mib * 2**20)
 
@@ -123,6 +126,7 @@ def worker(args) -> None:
         loss = trainer.step(batch)
     mx.eval(loss)
     own = time.perf_counter() - start  # this rank's time, before waiting for the others
+    distributed.mean_over_ranks = mean_over_ranks
     distributed.barrier(group)
     seconds = time.perf_counter() - start
     slots = mx.zeros((size,)).at[rank].add(own)
@@ -187,7 +191,7 @@ def main() -> int:
         "--grad-reduce",
         choices=("bucketed", "none"),
         default="bucketed",
-        help="none: skip the gradient all-reduce (diagnostic: cost of side-by-side ranks)",
+        help="none: no all-reduce inside the step (diagnostic: cost of side-by-side ranks)",
     )
     parser.add_argument(
         "--bucket-mib", type=float, default=None, help="all-reduce bucket size (MLX default 32)"

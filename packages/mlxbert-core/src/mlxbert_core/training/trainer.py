@@ -182,23 +182,18 @@ class Trainer:
         loss, grads = self._loss_and_grads(batch)
         if self._reducer is not None:  # evaluation forwards must not be hooked
             self._reducer.start(active=False)
-        # One scalar all-reduce: every rank reports the loss of the global batch.
-        loss = distributed.mean_over_ranks(loss, self.group)
         if has_accum:
             grads = tree_map(mx.add, accum, grads)
         if not update:
-            return loss, grads, mx.array(0.0)
+            # Every rank reports the loss of the global batch: one scalar all-reduce.
+            return distributed.mean_over_ranks(loss, self.group), grads, mx.array(0.0)
         grads = tree_map(lambda g: g / count, grads)
         if in_backward:
             done, rest = overlap.split_reduced(grads, self._reduced_paths)
-            rest = distributed.average_gradients(
-                tree_unflatten(rest), self.group, dtype=self._reduce_dtype, stream=self._comm_stream
-            )
+            rest, loss = self._average(tree_unflatten(rest), loss)
             grads = tree_unflatten(done + tree_flatten(rest))
         else:
-            grads = distributed.average_gradients(
-                grads, self.group, dtype=self._reduce_dtype, stream=self._comm_stream
-            )
+            grads, loss = self._average(grads, loss)
         if self.loss_scale is not None:
             grads = tree_map(lambda g: g / self.loss_scale.scale, grads)
             finite = all_finite(grads)
@@ -213,6 +208,35 @@ class Trainer:
         else:
             self._guarded_update(grads, finite)
         return loss, None, norm
+
+    def _average(self, grads: Any, loss: mx.array) -> tuple[Any, mx.array]:
+        """The gradients and the loss, each averaged over the ranks.
+
+        The loss travels in the gradients' all-reduce rather than in one of its own. On four
+        H200 GPUs (BERT-base, bf16, 32 x 512 per GPU) a separate one-number all-reduce per
+        step, with no gradient traffic at all, took the step from 35.5-35.8 ms to 41.7-47.7 ms;
+        sent along with the gradients, the whole 4-GPU step went from 46-51 ms to 39-42 ms.
+        Gradients sent in a reduced dtype keep the separate all-reduce, so that the loss stays
+        float32.
+        """
+        if self.world_size == 1:
+            return grads, loss
+        float32_traffic = self._reduce_dtype is None or self._reduce_dtype == mx.float32
+        send_loss_along = float32_traffic and all(
+            g.dtype == loss.dtype for _, g in tree_flatten(grads)
+        )
+        if not send_loss_along:
+            mean = distributed.average_gradients(
+                grads, self.group, dtype=self._reduce_dtype, stream=self._comm_stream
+            )
+            return mean, distributed.mean_over_ranks(loss, self.group)
+        both = distributed.average_gradients(
+            {"grads": grads, "loss": loss.reshape(1)},
+            self.group,
+            dtype=self._reduce_dtype,
+            stream=self._comm_stream,
+        )
+        return both["grads"], both["loss"][0]
 
     def _guarded_update(self, grads: Any, finite: mx.array) -> None:
         """float16: apply the update only when the gradients were finite."""
