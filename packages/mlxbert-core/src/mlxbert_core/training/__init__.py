@@ -15,6 +15,7 @@ Precision policy: float32 master weights and optimizer state; forward/backward i
 ``compute_dtype`` with gradients returned in float32 (see :mod:`.precision`).
 """
 
+from .clipping import clip_grad_norm, global_norm
 from .config import TrainingConfig
 from .data import BatchIterator, LengthBucketSampler, batch_iterator, collate
 from .distributed import is_main_process, rank, world_size
@@ -37,10 +38,12 @@ __all__ = [
     "batch_iterator",
     "build_optimizer",
     "build_schedule",
+    "clip_grad_norm",
     "collate",
     "disable_gradient_checkpointing",
     "enable_gradient_checkpointing",
     "find_layers",
+    "global_norm",
     "is_decayed",
     "is_main_process",
     "rank",

@@ -27,6 +27,7 @@ import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 from . import checkpointing, distributed, overlap
+from .clipping import clip_grad_norm, global_norm
 from .config import TrainingConfig
 from .grad_checkpoint import enable_gradient_checkpointing, find_layers
 from .optimizer import build_optimizer
@@ -200,9 +201,9 @@ class Trainer:
             grads = tree_map(lambda g: mx.where(finite, g, mx.zeros_like(g)), grads)
         max_norm = self.config.max_grad_norm
         if max_norm:
-            grads, norm = optim.clip_grad_norm(grads, max_norm)
+            grads, norm = clip_grad_norm(grads, max_norm)
         else:
-            norm = mx.sqrt(sum(mx.sum(g.astype(mx.float32) ** 2) for _, g in tree_flatten(grads)))
+            norm = global_norm(grads)
         if self.loss_scale is None:
             self.optimizer.update(self.model, grads)
         else:
