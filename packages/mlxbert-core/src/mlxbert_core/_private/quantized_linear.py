@@ -69,13 +69,17 @@ def _dequantized_product(group_size: int, bits: int, mode: str):
     return product
 
 
+def _frozen(layer: nn.QuantizedLinear) -> bool:
+    trainable = layer.trainable_parameters()
+    return not any(name in trainable for name in ("weight", "scales", "biases"))
+
+
 class QuantizedLinear(nn.QuantizedLinear):
     """``nn.QuantizedLinear`` whose many-row products use the dequantized weight (see the
     module docstring)."""
 
     def __call__(self, x: mx.array) -> mx.array:
-        trainable = self.trainable_parameters()
-        if not dequantize_first(x) or any(k in trainable for k in ("weight", "scales", "biases")):
+        if not dequantize_first(x) or not _frozen(self):
             # Few rows, or trainable quantization parameters: MLX's own product and gradients.
             return super().__call__(x)
         packed = [self.weight, self.scales] + ([self["biases"]] if "biases" in self else [])

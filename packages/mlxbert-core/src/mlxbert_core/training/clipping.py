@@ -39,10 +39,7 @@ def squared_sum(x: mx.array) -> mx.array:
 
 def global_norm(tree: Any) -> mx.array:
     """The L2 norm of all arrays of ``tree`` taken together (float32 scalar)."""
-    leaves = [v for _, v in tree_flatten(tree)]
-    if not leaves:
-        return mx.array(0.0)
-    return mx.sqrt(sum((squared_sum(v) for v in leaves[1:]), squared_sum(leaves[0])))
+    return mx.sqrt(sum((squared_sum(v) for _, v in tree_flatten(tree)), mx.array(0.0)))
 
 
 def clip_grad_norm(grads: Any, max_norm: float) -> tuple[Any, mx.array]:
