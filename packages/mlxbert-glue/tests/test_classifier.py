@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlxbert_glue import Classifier, create_model_and_tokenizer, save_task_model
-from mlxbert_glue.model_io import read_meta
+from mlxbert_glue import Classifier, create_model_and_tokenizer, read_meta, save_task_model
 
 from .conftest import TINY_BERT
 

@@ -1,4 +1,4 @@
-"""Batched inference and GLUE evaluation of a saved task model, with JSON/Markdown reports."""
+"""GLUE evaluation of a saved task model, with JSON/Markdown reports."""
 
 from __future__ import annotations
 
@@ -10,67 +10,10 @@ from typing import Any
 import numpy as np
 
 from .data import load_task
-from .features import encode_examples, pad_id_of
 from .metrics import compute_metrics, predictions_from_logits, task_score
 from .submission import write_submission
+from .task_model import Examples, encode_examples, open_task_model, pad_id_of, predict_logits
 from .tasks import get_task
-
-
-def logits_of(output: Any):
-    """The logits array of a task model's output (an array, or an object/dict with logits)."""
-    if hasattr(output, "logits"):
-        return output.logits
-    if isinstance(output, dict) and "logits" in output:
-        return output["logits"]
-    return output
-
-
-def predict_logits(
-    model: Any, features: dict[str, Any], *, batch_size: int = 64, pad_id: int = 0
-) -> np.ndarray:
-    """Float32 logits for every example of ``features``, in the original order.
-
-    Batches are formed by length (longest first, little padding) with the core engine's
-    batch iterator; the model runs in eval mode (no dropout) and is put back in the mode it
-    was in.
-    """
-    import mlx.core as mx
-
-    from mlxbert_core.parallel import parallel_forward
-    from mlxbert_core.training import batch_iterator
-
-    batches = batch_iterator(
-        {k: v for k, v in features.items() if k != "labels"},
-        batch_size,
-        shuffle=False,
-        bucket_by_length=True,
-        pad_id=pad_id,
-        return_indices=True,
-    )
-    was_training = getattr(model, "training", False)
-    model.eval()
-    out: np.ndarray | None = None
-    try:
-        for batch in batches:
-            # On CPU one slice of the batch per core (mlxbert_core.parallel), else plain.
-            logits = logits_of(
-                parallel_forward(
-                    model,
-                    input_ids=batch["input_ids"],
-                    attention_mask=batch["attention_mask"],
-                    token_type_ids=batch["token_type_ids"],
-                )
-            ).astype(mx.float32)
-            values = np.array(logits)
-            if values.ndim == 1:
-                values = values[:, None]
-            if out is None:
-                out = np.zeros((len(features["input_ids"]), *values.shape[1:]), np.float32)
-            out[np.array(batch["example_index"])] = values
-    finally:
-        model.train(was_training)
-    assert out is not None
-    return out
 
 
 def _markdown(result: dict[str, Any]) -> str:
@@ -121,18 +64,15 @@ def evaluate(
     the report, else the model folder). ``report`` names a JSON file; a Markdown twin is
     written next to it.
     """
-    from .model_io import load_task_model
-
     t = get_task(task)
     started = time.perf_counter()
-    model, tokenizer, info = load_task_model(model_dir)
-    saved_task = info.get("task")
-    if info.get("num_labels") not in (None, t.num_labels):
+    model, tokenizer, info = open_task_model(model_dir)
+    if info.num_labels != t.num_labels:
         raise ValueError(
-            f"{model_dir} was trained for {saved_task!r} with {info.get('num_labels')} "
+            f"{model_dir} was trained for {info.task!r} with {info.num_labels} "
             f"outputs; GLUE {t.name} needs {t.num_labels}"
         )
-    max_length = int(info.get("max_length") or 128)
+    max_length = info.tokens
     pad_id = pad_id_of(tokenizer)
 
     metrics: dict[str, float] = {}
@@ -141,7 +81,9 @@ def evaluate(
     for part in t.eval_splits(split):
         examples = load_task(t, data_dir, part).subset(max_samples)
         total += len(examples)
-        features = encode_examples(tokenizer, examples, max_length=max_length)
+        features = encode_examples(
+            tokenizer, Examples(examples.texts, examples.pairs), max_length=max_length
+        )
         logits = predict_logits(model, features, batch_size=batch_size, pad_id=pad_id)
         if t.is_regression and hasattr(model.head, "predict"):
             predictions = np.asarray(model.head.predict(logits), dtype=np.float64)

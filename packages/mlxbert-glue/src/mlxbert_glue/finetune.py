@@ -16,7 +16,6 @@ Output folder layout::
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import time
@@ -25,29 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from .data import load_task
-from .evaluate import predict_logits
+from .data import GlueExamples, load_task
 from .factory import create_model_and_tokenizer
-from .features import effective_max_length, encode_examples, pad_id_of
 from .metrics import compute_metrics, predictions_from_logits, task_score
-from .model_io import save_task_model
 from .recipes import Recipe, default_recipe
-from .tasks import get_task
-
-_MODEL_FILES = ("config.json", "model.safetensors", "mlxbert.json")
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)  # never leave a half-written log behind
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
+from .task_model import Examples, Reporter, fit, get_reporter, write_json
+from .tasks import GlueTask, get_task
 
 
 def _copy_model_folder(src: Path, dst: Path) -> None:
@@ -59,121 +41,70 @@ def _copy_model_folder(src: Path, dst: Path) -> None:
             shutil.copytree(item, dst / item.name, dirs_exist_ok=True)
 
 
-def _training_config(recipe: Recipe, seed: int):
-    from mlxbert_core.training import TrainingConfig
-
-    return TrainingConfig(
-        learning_rate=recipe.learning_rate,
-        weight_decay=recipe.weight_decay,
-        warmup_ratio=recipe.warmup_ratio,
-        schedule=recipe.schedule,
-        epochs=recipe.epochs,
-        batch_size=recipe.batch_size,
-        grad_accum_steps=recipe.grad_accum_steps,
-        max_grad_norm=recipe.max_grad_norm,
-        adam_betas=tuple(recipe.adam_betas),
-        adam_eps=recipe.adam_eps,
-        compute_dtype=recipe.compute_dtype,
-        gradient_checkpointing=recipe.gradient_checkpointing,
-        compile=recipe.compile,
-        seed=seed,
-    )
+def _examples(split: GlueExamples) -> Examples:
+    return Examples(split.texts, split.pairs, split.labels)
 
 
-def _loss_fn(model, batch):
-    return model.loss(batch)
+def glue_scorer(task: GlueTask, labels: np.ndarray):
+    """``scorer(head, outputs)`` for the fit loop: the task's metrics and, as ``score``, its
+    GLUE score (the selection metric)."""
+
+    def scorer(head: Any, outputs: np.ndarray) -> dict[str, float]:
+        if task.is_regression:
+            predictions = np.asarray(head.predict(outputs), dtype=np.float64)
+        else:
+            predictions = predictions_from_logits(task, outputs)
+        metrics = compute_metrics(task, predictions, labels)
+        return {"score": task_score(task, metrics), **metrics}
+
+    return scorer
 
 
 def _run_seed(
     *,
-    task,
+    task: GlueTask,
     source: str,
-    data,
+    data: tuple[GlueExamples, GlueExamples],
     recipe: Recipe,
     seed: int,
     run_dir: Path,
     model_kwargs: dict[str, Any],
     resume: bool,
-    progress: bool,
+    reporter: Reporter,
 ) -> dict[str, Any]:
-    from mlxbert_core.training import Trainer, batch_iterator
-
-    log_path = run_dir / "log.json"
-    state_dir = run_dir / "state"
-    best_dir = run_dir / "best"
-    log = _read_json(log_path) if resume else None
-    if log is not None and log.get("finished") and (best_dir / "mlxbert.json").is_file():
-        return log  # this seed is done
-    if log is None or log.get("recipe") != recipe.to_dict() or log.get("source") != source:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        log = {"seed": seed, "source": source, "recipe": recipe.to_dict(), "epochs": []}
-
-    import mlx.core as mx
-
-    mx.random.seed(seed)  # the new head's initialisation is part of the seed's run
-    model, tokenizer, info = create_model_and_tokenizer(source, task, **model_kwargs)
     train_ex, dev_ex = data
-    max_length = effective_max_length(recipe.max_length, info.config)
-    features = encode_examples(tokenizer, train_ex, max_length=max_length)
-    dev_features = encode_examples(tokenizer, dev_ex, max_length=max_length)
-    pad_id = pad_id_of(tokenizer)
-    batches = batch_iterator(
-        features, recipe.batch_size, shuffle=True, seed=seed, bucket_by_length=True, pad_id=pad_id
+    result = fit(
+        lambda: create_model_and_tokenizer(source, task.name, **model_kwargs),
+        _examples(train_ex),
+        _examples(dev_ex),
+        training=recipe.training_config(seed),
+        model_dir=run_dir / "best",
+        work_dir=run_dir,
+        max_length=recipe.max_length,
+        scorer=glue_scorer(task, dev_ex.labels),
+        metric="score",
+        eval_batch_size=recipe.eval_batch_size,
+        settings={
+            "task": task.name,
+            "source": source,
+            "recipe": recipe.to_dict(),
+            "model": {k: str(v) for k, v in model_kwargs.items()},
+        },
+        resume=resume,
+        reporter=reporter,
+        label=f"{task.name} seed {seed}",
     )
-    cfg = _training_config(recipe, seed)
-    model.train()
-    trainer = Trainer(model, _loss_fn, cfg, total_steps=cfg.optimizer_steps(len(batches)))
+    best = result.best
+    return {
+        "seed": seed,
+        "best": {"epoch": best["epoch"], "score": best["score"], "metrics": _task_metrics(best)},
+        "epochs": [{**e, "metrics": _task_metrics(e)} for e in result.epochs],
+    }
 
-    start_epoch = 0
-    if log["epochs"] and (state_dir / "trainer_state.json").is_file():
-        extra = trainer.load_state(state_dir)
-        start_epoch = int(extra.get("epochs_done", 0))
-        log["epochs"] = log["epochs"][:start_epoch]
-    best = log.get("best")
 
-    for epoch in range(start_epoch, recipe.epochs):
-        batches.set_epoch(epoch)
-        model.train()
-        stats = trainer.train_epoch(
-            batches, progress=progress, desc=f"{task.name} seed {seed} epoch {epoch + 1}"
-        )
-        eval_start = time.perf_counter()
-        logits = predict_logits(
-            model, dev_features, batch_size=recipe.eval_batch_size, pad_id=pad_id
-        )
-        if task.is_regression:
-            predictions = np.asarray(model.head.predict(logits), dtype=np.float64)
-        else:
-            predictions = predictions_from_logits(task, logits)
-        metrics = compute_metrics(task, predictions, dev_ex.labels)
-        score = task_score(task, metrics)
-        entry = {
-            "epoch": epoch + 1,
-            "loss": stats["loss"],
-            "metrics": metrics,
-            "score": score,
-            "train_seconds": stats["seconds"],
-            "eval_seconds": time.perf_counter() - eval_start,
-            "samples_per_s": stats["samples_per_s"],
-            "learning_rate": stats["learning_rate"],
-        }
-        log["epochs"].append(entry)
-        if best is None or score > best["score"]:
-            best = {"epoch": epoch + 1, "score": score, "metrics": metrics}
-            save_task_model(model, tokenizer, best_dir, info=info, max_length=max_length)
-        log["best"] = best
-        # Order matters for resuming: the state first, then the log that points at it.
-        trainer.save_state(state_dir, extra={"epochs_done": epoch + 1})
-        _write_json(log_path, log)
-        if progress:
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-            print(f"{task.name} seed {seed} epoch {epoch + 1}: loss {stats['loss']:.4f}, {shown}")
-
-    log["finished"] = True
-    _write_json(log_path, log)
-    shutil.rmtree(state_dir, ignore_errors=True)  # the best model is kept; state is not
-    return log
+def _task_metrics(entry: dict[str, Any]) -> dict[str, float]:
+    """An epoch's metrics without the GLUE score the scorer adds for selection."""
+    return {k: v for k, v in (entry.get("metrics") or {}).items() if k != "score"}
 
 
 def finetune(
@@ -201,7 +132,7 @@ def finetune(
     max_train_samples: int | None = None,
     max_eval_samples: int | None = None,
     resume: bool = True,
-    progress: bool = True,
+    progress: bool | Reporter = True,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` on GLUE ``task``; returns the summary written to finetune.json.
 
@@ -223,7 +154,7 @@ def finetune(
         max_train_samples / max_eval_samples: use the first N examples (quick runs).
         resume: continue an interrupted run in ``output_dir`` (finished seeds are skipped, an
             unfinished one continues after its last finished epoch).
-        progress: progress bars and a line per epoch.
+        progress: progress bars and a line per epoch (True: tqdm), or a ``Reporter``.
     """
     t = get_task(task)
     recipe = default_recipe(
@@ -241,14 +172,13 @@ def finetune(
         seeds=seeds,
         pooling=pooling,
     )
+    reporter = get_reporter(progress)
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     train_ex = load_task(t, data_dir, "train").subset(max_train_samples)
     dev_ex = load_task(t, data_dir, "dev").subset(max_eval_samples)
     source = str(init_from) if init_from is not None else str(model)
     model_kwargs = {"lora": lora, "quantize": quantize, "dtype": dtype, "pooling": recipe.pooling}
-    if init_from is not None:
-        model_kwargs["reinit_head"] = True
 
     started = time.perf_counter()
     runs = []
@@ -262,7 +192,7 @@ def finetune(
             run_dir=output / "runs" / f"seed-{seed}",
             model_kwargs=model_kwargs,
             resume=resume,
-            progress=progress,
+            reporter=reporter,
         )
         runs.append(run)
 
@@ -290,5 +220,5 @@ def finetune(
         "model_dir": str(output),
         "seconds": time.perf_counter() - started,
     }
-    _write_json(output / "finetune.json", summary)
+    write_json(output / "finetune.json", summary)
     return summary

@@ -14,6 +14,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlxbert_core.training import TrainingConfig
+
+from .task_model import DEFAULT_MAX_LENGTH
 from .tasks import get_task
 
 
@@ -25,7 +28,7 @@ class Recipe:
     weight_decay: float = 0.01
     epochs: int = 3
     batch_size: int = 32
-    max_length: int = 128
+    max_length: int = DEFAULT_MAX_LENGTH
     warmup_ratio: float = 0.06
     schedule: str = "linear"
     max_grad_norm: float | None = 1.0
@@ -52,6 +55,12 @@ class Recipe:
             seeds = values["seeds"]
             values["seeds"] = (int(seeds),) if isinstance(seeds, int) else tuple(seeds)
         return dataclasses.replace(self, **values)
+
+    def training_config(self, seed: int) -> TrainingConfig:
+        """The core engine's settings for one seed (the fields both records share)."""
+        shared = {f.name for f in dataclasses.fields(TrainingConfig)}
+        values = {k: v for k, v in dataclasses.asdict(self).items() if k in shared}
+        return TrainingConfig(**values, seed=seed)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

@@ -9,6 +9,7 @@ loss = model.loss({"input_ids": ids, "attention_mask": mask, "labels": y})
 from . import calibration, losses, metrics
 from .calibration import choose_threshold, fit_temperature
 from .heads import (
+    ACTIVATIONS,
     BinaryClassificationHead,
     MulticlassClassificationHead,
     MultilabelClassificationHead,
@@ -32,6 +33,7 @@ from .task_model import EncoderLike, EncoderOutputLike, TaskModel
 __version__ = "0.1.0"
 
 __all__ = [
+    "ACTIVATIONS",
     "POOLING_MODES",
     "BinaryClassificationHead",
     "EncoderLike",

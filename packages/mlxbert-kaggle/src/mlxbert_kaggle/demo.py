@@ -131,7 +131,7 @@ def run_demo(
         "f1": metrics["f1"],
         "train_rows": len(train),
         "dev_rows": len(dev),
-        "train_seconds": sum(e["seconds"] for e in log["epochs"]),
+        "train_seconds": sum(e["train_seconds"] for e in log["epochs"]),
         "seconds": time.perf_counter() - started,
         "examples": examples,
         "output": str(output),

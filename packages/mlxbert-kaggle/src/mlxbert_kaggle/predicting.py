@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlxbert_glue import TaskModelInfo, open_task_model
+
 from .atomic import read_json
 from .ensemble import combine
-from .errors import InputError
+from .errors import InputError, missing_columns_error
 from .progress import Reporter
 from .submission import align_to_sample, check_unique_ids
 from .tables import read_table, write_table
@@ -60,37 +62,40 @@ class LoadedModel:
     path: Path
     model: Any
     tokenizer: Any
-    meta: dict[str, Any]
+    info: TaskModelInfo
     spec: TargetSpec
     template: TextTemplate | None
 
     @property
     def max_length(self) -> int:
-        return int(self.meta.get("max_length") or 128)
+        return self.info.tokens
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The folder's ``mlxbert.json`` as a dict."""
+        return self.info.to_meta()
 
 
-def _spec_from_meta(meta: dict[str, Any]) -> tuple[TargetSpec, TextTemplate | None]:
-    kaggle = (meta.get("extra") or {}).get("kaggle")
+def _spec_from_info(info: TaskModelInfo) -> tuple[TargetSpec, TextTemplate | None]:
+    kaggle = info.extra.get("kaggle")
     if kaggle:
         return TargetSpec.from_dict(kaggle["target"]), TextTemplate.from_dict(kaggle["template"])
     # A model not trained from a table (e.g. `mlxbert glue finetune`, `mlxbert demo`).
-    task = meta.get("task_type") or (meta.get("head") or {}).get("task") or "multiclass"
-    labels = meta.get("labels") or [str(i) for i in range(int(meta.get("num_labels", 2)))]
-    name = "label" if task != "regression" else str(meta.get("task") or "value")
-    return TargetSpec([name], task, labels=None if task == "regression" else labels), None
+    task = info.head_task
+    name = "label" if task != "regression" else str(info.task or "value")
+    labels = None if task == "regression" else info.label_names()
+    return TargetSpec([name], task, labels=labels), None
 
 
 def load_model(path: str | Path) -> LoadedModel:
     """Load one model folder with a clear error when a file is missing or broken."""
-    from mlxbert_glue import load_task_model
-
     folder = Path(path)
     try:
-        model, tokenizer, meta = load_task_model(folder)
+        model, tokenizer, info = open_task_model(folder)
     except (FileNotFoundError, ValueError, KeyError, OSError) as exc:
         raise InputError(f"cannot load model folder {folder}: {exc}") from None
-    spec, template = _spec_from_meta(meta)
-    return LoadedModel(folder, model, tokenizer, meta, spec, template)
+    spec, template = _spec_from_info(info)
+    return LoadedModel(folder, model, tokenizer, info, spec, template)
 
 
 def _check_compatible(models: Sequence[LoadedModel]) -> TargetSpec:
@@ -184,8 +189,6 @@ def predict_file(
         frame = read_table(input_path, keep_text=keep, what="input")
     if id_col is not None:
         if id_col not in frame.columns:
-            from .errors import missing_columns_error
-
             raise missing_columns_error([id_col], frame.columns, f"input {input_path}")
         check_unique_ids(frame[id_col], f"input {input_path}")
     models = [load_model(d) for d in dirs]

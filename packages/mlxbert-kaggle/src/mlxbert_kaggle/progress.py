@@ -1,7 +1,7 @@
-"""Progress display: rich bars with the running loss and the latest metric, or nothing.
+"""The CLI's progress display: rich bars with the running loss and the latest metric.
 
-Library code reports through a :class:`Reporter`; the CLI passes a :class:`RichReporter`, the
-Python API a quiet one by default (``progress=True`` turns the bars on in a notebook too).
+Library code reports through the task-model layer's :class:`Reporter`; the CLI passes a
+:class:`RichReporter`, the Python API a quiet one by default.
 """
 
 from __future__ import annotations
@@ -11,36 +11,17 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-class Bar:
-    """One running bar; ``advance`` moves it and updates the shown fields."""
-
-    def advance(self, steps: int = 1, **info: Any) -> None:  # pragma: no cover - interface
-        pass
-
-    def set_info(self, **info: Any) -> None:  # pragma: no cover - interface
-        pass
-
-
-class Reporter:
-    """Silent reporter (the default for the Python API)."""
-
-    @contextlib.contextmanager
-    def bar(self, description: str, total: int | None) -> Iterator[Bar]:
-        yield Bar()
-
-    def log(self, message: str) -> None:
-        pass
-
-
-def _format_info(info: dict[str, Any]) -> str:
-    parts = []
-    for key, value in info.items():
-        if isinstance(value, float):
-            parts.append(f"{key} {value:.4f}")
-        elif value is not None:
-            parts.append(f"{key} {value}")
-    return "  ".join(parts)
+from mlxbert_glue.task_model import Bar, Reporter, format_info, get_reporter
 
 
 class _RichBar(Bar):
@@ -51,11 +32,11 @@ class _RichBar(Bar):
 
     def advance(self, steps: int = 1, **info: Any) -> None:
         self._info.update(info)
-        self._progress.update(self._task, advance=steps, info=_format_info(self._info))
+        self._progress.update(self._task, advance=steps, info=format_info(self._info))
 
     def set_info(self, **info: Any) -> None:
         self._info.update(info)
-        self._progress.update(self._task, info=_format_info(self._info))
+        self._progress.update(self._task, info=format_info(self._info))
 
 
 class _LogBar(Bar):
@@ -77,7 +58,7 @@ class _LogBar(Bar):
             seconds = time.perf_counter() - self._started
             self._console.print(
                 f"{self._description}: {self._done}/{self._total or '?'} "
-                f"[{seconds:.0f} s] {_format_info(self._info)}",
+                f"[{seconds:.0f} s] {format_info(self._info)}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -90,8 +71,6 @@ class RichReporter(Reporter):
     """Rich progress bars on stderr (transient per bar) and log lines on the console."""
 
     def __init__(self, console: Any = None):
-        from rich.console import Console
-
         self.console = console or Console(stderr=True)
 
     @contextlib.contextmanager
@@ -99,15 +78,6 @@ class RichReporter(Reporter):
         if not self.console.is_terminal:
             yield _LogBar(self.console, description, total)
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
         progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -125,12 +95,6 @@ class RichReporter(Reporter):
 
     def log(self, message: str) -> None:
         self.console.print(message, highlight=False, soft_wrap=True)
-
-
-def get_reporter(progress: bool | Reporter) -> Reporter:
-    if isinstance(progress, Reporter):
-        return progress
-    return RichReporter() if progress else Reporter()
 
 
 __all__ = ["Bar", "Reporter", "RichReporter", "get_reporter"]

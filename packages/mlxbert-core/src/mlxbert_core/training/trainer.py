@@ -293,9 +293,18 @@ class Trainer:
         return self.rank == 0
 
     def train_epoch(
-        self, batches: Iterable[Mapping[str, Any]], progress: bool = True, *, desc: str = "train"
+        self,
+        batches: Iterable[Mapping[str, Any]],
+        progress: bool = True,
+        *,
+        desc: str = "train",
+        on_step: Callable[[int, mx.array], None] | None = None,
     ) -> dict[str, float]:
         """One pass over ``batches``; a partial accumulation window is applied at the end.
+
+        ``progress`` shows a tqdm bar; ``on_step(step, loss)`` is called after every
+        micro-batch instead, for callers with their own display (``loss`` is the step's
+        unevaluated loss: reading it waits for the step).
 
         Returns ``loss`` (mean micro-batch loss), ``steps`` (micro-batches), ``updates``,
         ``seconds``, ``samples_per_s`` (all processes together), ``tokens_per_s`` (padded)
@@ -303,7 +312,7 @@ class Trainer:
         """
         total = len(batches) if hasattr(batches, "__len__") else None
         bar = None
-        if progress and self.is_main_process:
+        if progress and on_step is None and self.is_main_process:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True)
@@ -321,6 +330,8 @@ class Trainer:
             shape = batch["input_ids"].shape
             samples += shape[0]
             tokens += shape[0] * shape[1]
+            if on_step is not None:
+                on_step(len(losses), losses[-1])
             if bar is not None:
                 bar.update(1)
                 if len(losses) % self.config.log_every == 0:

@@ -1,6 +1,6 @@
 """The built-in task heads (importing this package registers them)."""
 
-from ._base import TaskHead
+from ._base import ACTIVATIONS, TaskHead
 from .binary import BinaryClassificationHead
 from .multiclass import MulticlassClassificationHead
 from .multilabel import MultilabelClassificationHead
@@ -9,6 +9,7 @@ from .regression import RegressionHead
 from .timeseries import TimeSeriesRegressionHead
 
 __all__ = [
+    "ACTIVATIONS",
     "BinaryClassificationHead",
     "MulticlassClassificationHead",
     "MultilabelClassificationHead",

@@ -54,6 +54,10 @@ def labels_to_numpy(values: Any) -> np.ndarray:
 class TaskHead(nn.Module):
     """Base class: ``features`` (batch, hidden_size) -> optional MLP body -> output layer.
 
+    The body is ``dropout(norm(act(linear(x))))`` per entry of ``hidden_dims``; ``body_bias``
+    drops the linear layers' biases and ``body_norm={"eps": ..., "bias": ...}`` adds the
+    LayerNorm (without it the body is ``dropout(act(linear(x)))``).
+
     Subclasses set ``task`` (via ``@register_head``), call ``super().__init__`` with their
     output width, and implement ``__call__``, ``loss``, ``predict`` and ``metrics``. The
     weights are ordinary mlx parameters (``head.parameters()``, ``head.save_weights``);
@@ -63,6 +67,20 @@ class TaskHead(nn.Module):
 
     task: ClassVar[str] = ""
     extra_inputs: ClassVar[tuple[str, ...]] = ()
+    #: The constructor argument giving the number of outputs (``num_classes``, ``horizon``...),
+    #: so that generic code can size any registered head; None: the head's size is fixed.
+    outputs_argument: ClassVar[str | None] = None
+    #: What a prediction is: ``"label"`` (one class, with probabilities), ``"labels"`` (a set
+    #: of labels) or ``"value"`` (numbers). None: ``"label"`` when the head has
+    #: ``predict_proba``, else ``"value"``.
+    output_kind: ClassVar[str | None] = None
+
+    @classmethod
+    def prediction_kind(cls) -> str:
+        """``output_kind``, or what the head's methods imply."""
+        if cls.output_kind is not None:
+            return cls.output_kind
+        return "label" if callable(getattr(cls, "predict_proba", None)) else "value"
 
     def __init__(
         self,
@@ -72,6 +90,8 @@ class TaskHead(nn.Module):
         hidden_dims: Sequence[int] = (),
         dropout: float = 0.0,
         activation: str = "gelu",
+        body_bias: bool = True,
+        body_norm: dict[str, Any] | None = None,
     ):
         super().__init__()
         if not isinstance(hidden_size, (int, np.integer)) or hidden_size < 1:
@@ -85,16 +105,25 @@ class TaskHead(nn.Module):
             raise ValueError(
                 f"unknown activation {activation!r}; choose one of {list(ACTIVATIONS)}"
             )
+        norm = _norm_settings(body_norm)
         self.hidden_size = int(hidden_size)
-        self._body_config = {
+        self._body_config: dict[str, Any] = {
             "hidden_size": int(hidden_size),
             "hidden_dims": dims,
             "dropout": float(dropout),
             "activation": activation,
         }
+        # Written only when they differ from the plain MLP body, so older configs read alike.
+        if not body_bias:
+            self._body_config["body_bias"] = False
+        if norm is not None:
+            self._body_config["body_norm"] = norm
         self._activation = ACTIVATIONS[activation]
         sizes = [self.hidden_size, *dims]
-        self.layers = [nn.Linear(a, b) for a, b in itertools.pairwise(sizes)]
+        self.layers = [nn.Linear(a, b, bias=body_bias) for a, b in itertools.pairwise(sizes)]
+        if norm is not None:
+            # A LayerNorm after each body layer's activation (ModernBERT's classifier body).
+            self.norms = [nn.LayerNorm(d, eps=norm["eps"], bias=norm["bias"]) for d in dims]
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(sizes[-1], output_size)
 
@@ -108,8 +137,10 @@ class TaskHead(nn.Module):
                 f"{type(self).__name__} expects features of shape (batch, {self.hidden_size}), "
                 f"got {tuple(x.shape)}; pool token states first (see TaskModel / Pooler)"
             )
-        for layer in self.layers:
-            x = self.dropout(self._activation(layer(x)))
+        norms = self.get("norms") or [None] * len(self.layers)
+        for layer, norm in zip(self.layers, norms):
+            x = self._activation(layer(x))
+            x = self.dropout(norm(x) if norm is not None else x)
         return x
 
     def _check_batch(self, outputs: mx.array, targets: mx.array) -> None:
@@ -152,6 +183,18 @@ class TaskHead(nn.Module):
         head = cls(**config)
         head._load_fitted_state(fitted)
         return head
+
+
+def _norm_settings(body_norm: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``{"eps", "bias"}`` of the body's LayerNorms, checked, or None for no norm."""
+    if body_norm is None:
+        return None
+    if not isinstance(body_norm, dict) or set(body_norm) - {"eps", "bias"}:
+        raise ValueError(f"body_norm is a dict with 'eps' and 'bias', got {body_norm!r}")
+    eps = float(body_norm.get("eps", 1e-5))
+    if not eps > 0:
+        raise ValueError(f"body_norm eps must be > 0, got {eps}")
+    return {"eps": eps, "bias": bool(body_norm.get("bias", True))}
 
 
 def finite_float(value: Any, name: str) -> float:

@@ -33,8 +33,10 @@ class BinaryClassificationHead(TaskHead):
         focal_gamma, focal_alpha: focal-loss focusing and balance parameters.
         threshold: decision threshold on calibrated probabilities (see ``fit_threshold``).
         temperature: logit temperature (see ``calibrate``); 1.0 = uncalibrated.
-        hidden_dims, dropout, activation: optional MLP body before the output layer.
+        hidden_dims, dropout, activation, body_bias, body_norm: optional MLP body before the output layer.
     """
+
+    output_kind = "label"
 
     def __init__(
         self,

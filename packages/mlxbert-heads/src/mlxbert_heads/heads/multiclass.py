@@ -35,8 +35,11 @@ class MulticlassClassificationHead(TaskHead):
         class_weights: one weight per class (CE weights, or focal alpha).
         focal_gamma: focal-loss focusing parameter.
         temperature: logit temperature (see ``calibrate``).
-        hidden_dims, dropout, activation: optional MLP body.
+        hidden_dims, dropout, activation, body_bias, body_norm: optional MLP body.
     """
+
+    outputs_argument = "num_classes"
+    output_kind = "label"
 
     def __init__(
         self,

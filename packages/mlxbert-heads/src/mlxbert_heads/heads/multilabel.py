@@ -29,8 +29,11 @@ class MultilabelClassificationHead(TaskHead):
         pos_weight: BCE positive weight, one float or one per label (n_neg / n_pos is usual).
         focal_gamma, focal_alpha: focal-loss parameters.
         thresholds: per-label decision thresholds (default 0.5; see ``fit_thresholds``).
-        hidden_dims, dropout, activation: optional MLP body.
+        hidden_dims, dropout, activation, body_bias, body_norm: optional MLP body.
     """
+
+    outputs_argument = "num_labels"
+    output_kind = "labels"
 
     def __init__(
         self,

@@ -55,8 +55,11 @@ class OrdinalRegressionHead(TaskHead):
         class_weights: optional per-class weights of the NLL.
         prediction: how ``predict`` picks a class: "argmax" (most probable), "expected"
             (rounded expected value) or "median" (first class with P(y <= k) >= 0.5).
-        hidden_dims, dropout, activation: optional MLP body.
+        hidden_dims, dropout, activation, body_bias, body_norm: optional MLP body.
     """
+
+    outputs_argument = "num_classes"
+    output_kind = "label"
 
     def __init__(
         self,

@@ -40,8 +40,11 @@ class RegressionHead(TaskHead):
             NLL trains mean and variance together).
         huber_delta: Huber transition point, in standardised units.
         uncertainty: also predict a variance, trained by Gaussian negative log-likelihood.
-        hidden_dims, dropout, activation: optional MLP body.
+        hidden_dims, dropout, activation, body_bias, body_norm: optional MLP body.
     """
+
+    outputs_argument = "num_targets"
+    output_kind = "value"
 
     def __init__(
         self,

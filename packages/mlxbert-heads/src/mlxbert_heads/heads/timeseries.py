@@ -48,8 +48,11 @@ class TimeSeriesRegressionHead(TaskHead):
         decomposition: None or "moving_average" (needs history_length > 0).
         kernel_size: moving-average window.
         loss: "mse", "mae" or "huber"; huber_delta in standardised units.
-        hidden_dims, dropout, activation: optional MLP body on the features.
+        hidden_dims, dropout, activation, body_bias, body_norm: optional MLP body on the features.
     """
+
+    outputs_argument = "horizon"
+    output_kind = "value"
 
     extra_inputs = ("history", "covariates")
 

@@ -32,7 +32,6 @@ def embed(
 
     from mlxbert_core import embed as core_embed
     from mlxbert_core import from_pretrained, load_tokenizer
-    from mlxbert_glue.presets import resolve_model_source
 
     from ..atomic import atomic_path
     from ..tables import read_table
@@ -58,7 +57,7 @@ def embed(
         raise InputError("no texts to embed")
     if output.suffix != ".npy":
         raise InputError(f"--output must end with .npy, got {output}")
-    source, _ = resolve_model_source(model)
+    source = model
     started = time.perf_counter()
     try:
         encoder = from_pretrained(source)

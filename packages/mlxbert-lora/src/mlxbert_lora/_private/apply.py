@@ -38,6 +38,11 @@ def get_config(model: nn.Module) -> LoraConfig | None:
     return getattr(model, CONFIG_ATTR, None)
 
 
+def lora_config_of(model: nn.Module) -> LoraConfig | None:
+    """The ``LoraConfig`` that :func:`apply_lora` put on ``model``, or None."""
+    return get_config(model)
+
+
 def _modules_to_save_paths(model: nn.Module, names: list[str] | None) -> list[str]:
     if not names:
         return []

@@ -1,23 +1,42 @@
-"""Tokenize GLUE examples into the features the core training engine batches."""
+"""Texts (and text pairs) to the token-id features the training engine batches."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .data import GlueExamples
+
+@dataclass
+class Examples:
+    """What a task model learns from or predicts: texts, optional second texts of pairs,
+    optional targets (``labels``: class ids, 0/1 rows, values), and optional extra head
+    inputs per row (``extra``: e.g. a forecasting head's ``history``)."""
+
+    texts: list[str]
+    pairs: list[str] | None = None
+    labels: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.texts)
+        sizes = {"pairs": self.pairs, "labels": self.labels, **self.extra}
+        wrong = [k for k, v in sizes.items() if v is not None and len(v) != n]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)} must have one entry per text ({n})")
+
+    def __len__(self) -> int:
+        return len(self.texts)
 
 
 def _unpad(values: Any, mask: Any | None) -> list[list[int]]:
     """Token-id lists without padding, whatever container the tokenizer returned."""
-    if isinstance(values, np.ndarray) or hasattr(values, "tolist"):
-        values = np.asarray(values).tolist()
+    values = np.asarray(values).tolist() if hasattr(values, "tolist") else values
     if mask is None:
         return [list(v) for v in values]
-    if isinstance(mask, np.ndarray) or hasattr(mask, "tolist"):
-        mask = np.asarray(mask).tolist()
+    mask = np.asarray(mask).tolist() if hasattr(mask, "tolist") else mask
     return [list(v[: int(sum(m))]) for v, m in zip(values, mask)]
 
 
@@ -26,7 +45,7 @@ def tokenize_texts(
     texts: Sequence[str],
     pairs: Sequence[str] | None = None,
     *,
-    max_length: int = 128,
+    max_length: int,
     chunk_size: int = 2048,
 ) -> dict[str, list[list[int]]]:
     """``input_ids`` / ``token_type_ids`` lists (unpadded, truncated to ``max_length``).
@@ -57,39 +76,43 @@ def tokenize_texts(
     return out
 
 
-def encode_examples(
-    tokenizer: Any, examples: GlueExamples, *, max_length: int = 128
-) -> dict[str, Any]:
-    """Features for :func:`mlxbert_core.training.batch_iterator`: token ids plus ``labels``
-    (class ids, or float scores for STS-B) when the split is labeled."""
+def encode_examples(tokenizer: Any, examples: Examples, *, max_length: int) -> dict[str, Any]:
+    """Features for :func:`mlxbert_core.training.batch_iterator`: token ids, the extra head
+    inputs, and ``labels`` when the examples have targets."""
     features: dict[str, Any] = tokenize_texts(
         tokenizer, examples.texts, examples.pairs, max_length=max_length
     )
+    for name, values in examples.extra.items():
+        features[name] = np.asarray(values, dtype=np.float32)
     if examples.labels is not None:
         features["labels"] = examples.labels
     return features
 
 
-def pad_id_of(tokenizer: Any, default: int = 0) -> int:
+def pad_id_of(tokenizer: Any) -> int:
     """The tokenizer's padding id (ModernBERT's is not 0)."""
-    for attr in ("pad_token_id", "pad_id"):
-        value = getattr(tokenizer, attr, None)
-        if isinstance(value, int):
-            return value
-    return default
+    value = getattr(tokenizer, "pad_token_id", None)
+    return int(value) if value is not None else 0
 
 
-def max_positions(config: dict[str, Any]) -> int | None:
-    """How many tokens the encoder accepts (from its HF config), or None when unknown."""
-    for key in ("max_position_embeddings", "max_length", "max_seq_len"):
-        value = config.get(key)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-def effective_max_length(requested: int, config: dict[str, Any]) -> int:
+def fit_length(requested: int, encoder: Any) -> int:
     """``requested`` capped at the encoder's position limit (a tiny test model may accept
     fewer tokens than a recipe's 128)."""
-    limit = max_positions(config)
+    limit = encoder_positions(encoder)
     return min(int(requested), limit) if limit else int(requested)
+
+
+def encoder_positions(encoder: Any) -> int | None:
+    """How many tokens the encoder accepts."""
+    value = getattr(encoder, "max_positions", None)
+    return int(value) if value else None
+
+
+__all__ = [
+    "Examples",
+    "encode_examples",
+    "encoder_positions",
+    "fit_length",
+    "pad_id_of",
+    "tokenize_texts",
+]
