@@ -14,6 +14,7 @@ recipes, metrics, submission files, ``finetune``, ``evaluate``).
 import mlxbert_core  # noqa: F401  isort: skip
 
 from . import task_model
+from .commands import glue_eval, glue_finetune
 from .data import GlueExamples, load_task
 from .evaluate import evaluate
 from .factory import create_model, create_model_and_tokenizer
@@ -75,6 +76,8 @@ __all__ = [
     "fit",
     "get_preset",
     "get_task",
+    "glue_eval",
+    "glue_finetune",
     "glue_score",
     "load_task",
     "load_task_model",

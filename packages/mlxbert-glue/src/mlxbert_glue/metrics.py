@@ -13,7 +13,7 @@ import numpy as np
 
 from mlxbert_heads import metrics as _m
 
-from .tasks import GlueTask, get_task
+from .tasks import TASKS, GlueTask, get_task
 
 _METRIC_FUNCTIONS = {
     "accuracy": lambda y, p: _m.accuracy(y, p),
@@ -91,8 +91,6 @@ def glue_score(results: Mapping[str, Mapping[str, float]]) -> dict[str, object]:
     task_scores = {get_task(name).name: task_score(name, m) for name, m in results.items()}
     if not task_scores:
         raise ValueError("glue_score needs at least one task's metrics")
-    from .tasks import TASKS
-
     missing = [name for name in TASKS if name not in task_scores]
     return {
         "score": float(np.mean(list(task_scores.values()))),

@@ -4,6 +4,7 @@ installed and configured)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -97,16 +98,11 @@ def submit(competition: str, file: str | Path, message: str) -> str:
         slug = get_preset(competition).competition
     except InputError:
         slug = competition
-    try:
-        import importlib.util
-
-        if importlib.util.find_spec("kaggle") is None:
-            raise ImportError
-    except ImportError:
+    if importlib.util.find_spec("kaggle") is None:
         raise InputError(
             "the official Kaggle client is not installed: `pip install kaggle` (mlxbert does "
             f"not install it); or upload {path} on kaggle.com/competitions/{slug}/submit"
-        ) from None
+        )
     found, where = kaggle_credentials()
     if not found:
         raise InputError(where)

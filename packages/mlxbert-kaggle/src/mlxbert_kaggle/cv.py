@@ -30,6 +30,7 @@ from .errors import InputError
 from .progress import Reporter
 from .scoring import primary_metric, score
 from .splits import holdout_split, make_folds
+from .submission import check_unique_ids
 from .tables import read_table, require_columns, write_table
 from .targets import TargetSpec
 from .template import TextTemplate, default_template
@@ -46,16 +47,6 @@ def _as_frame(data: pd.DataFrame | str | Path, what: str, keep_text: Sequence[st
     return read_table(data, keep_text=keep_text, what=what)
 
 
-def _raw_columns(spec: TargetSpec, raw: np.ndarray) -> pd.DataFrame:
-    """Raw predictions as named columns (``proba_<label>`` or ``value_<target>``)."""
-    raw = np.asarray(raw)
-    if spec.task == "binary":
-        return pd.DataFrame({f"proba_{spec.labels[1]}": raw.reshape(-1)})
-    if spec.task == "regression":
-        return pd.DataFrame(raw.reshape(len(raw), -1), columns=[f"raw_{c}" for c in spec.columns])
-    return pd.DataFrame(raw.reshape(len(raw), -1), columns=[f"proba_{n}" for n in spec.labels])
-
-
 def _prediction_table(frame, spec, raw, id_col, extra: dict[str, Any] | None = None):
     decoded = spec.decode(raw).add_prefix("pred_")
     parts = []
@@ -63,7 +54,7 @@ def _prediction_table(frame, spec, raw, id_col, extra: dict[str, Any] | None = N
         parts.append(frame[[id_col]].reset_index(drop=True))
     parts.append(pd.DataFrame(extra or {}))
     parts.append(frame[spec.columns].reset_index(drop=True))
-    parts += [decoded, _raw_columns(spec, raw)]
+    parts += [decoded, spec.raw_frame(raw)]
     return pd.concat([p for p in parts if p.shape[1]], axis=1)
 
 
@@ -168,8 +159,6 @@ def train_table(
     texts = tmpl.render(frame, source)
     y = spec.encode(frame, source)
     if id_col is not None:
-        from .submission import check_unique_ids
-
         check_unique_ids(frame[id_col], source)
 
     vframe = vtexts = vy = None

@@ -21,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from mlxbert_glue import Classifier
+
 from .errors import InputError
 from .progress import Reporter
 from .scoring import score
@@ -77,8 +79,6 @@ def run_demo(
     output: str | Path, config: DemoConfig | None = None, reporter: Reporter | None = None
 ) -> dict[str, Any]:
     """Train, evaluate and save; returns accuracy, timings, example predictions."""
-    from mlxbert_glue import Classifier
-
     config = config or DemoConfig()
     reporter = reporter or Reporter()
     started = time.perf_counter()

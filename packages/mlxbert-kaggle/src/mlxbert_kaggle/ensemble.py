@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mlxbert_heads.metrics import rankdata
+
 from .errors import InputError
 
 METHODS = ("mean", "rank")
@@ -19,8 +21,6 @@ METHODS = ("mean", "rank")
 
 def _ranks(values: np.ndarray) -> np.ndarray:
     """Average ranks of each column scaled to [0, 1] (ties share their mean rank)."""
-    from mlxbert_heads.metrics import rankdata
-
     out = np.empty_like(values, dtype=np.float64)
     n = values.shape[0]
     for j in range(values.shape[1]):

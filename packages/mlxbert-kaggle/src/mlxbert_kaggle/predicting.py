@@ -198,9 +198,7 @@ def predict_file(
     parts = [frame[[id_col]].reset_index(drop=True)] if id_col else []
     parts.append(decoded)
     if proba and models[0].spec.task != "regression":
-        from .cv import _raw_columns
-
-        parts.append(_raw_columns(models[0].spec, combined))
+        parts.append(models[0].spec.raw_frame(combined))
     table = pd.concat(parts, axis=1)
     if sample is not None:
         table = align_to_sample(table, sample, id_col)

@@ -8,6 +8,13 @@ function of the data and the seed only, so a resumed run sees exactly the same f
 from __future__ import annotations
 
 import numpy as np
+from sklearn.model_selection import (
+    GroupKFold,
+    KFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
 
 from .errors import InputError
 
@@ -25,8 +32,6 @@ def make_folds(
     ``stratify``: class ids or bins to balance across folds (None: not stratified);
     ``groups``: rows with the same group stay in one fold.
     """
-    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
-
     if n_folds < 2:
         raise InputError(f"--folds must be at least 2 for cross-validation, got {n_folds}")
     if n_rows < n_folds:
@@ -66,8 +71,6 @@ def holdout_split(
     n_rows: int, fraction: float, *, stratify: np.ndarray | None = None, seed: int = 0
 ) -> np.ndarray:
     """Boolean mask of validation rows (``fraction`` of them; stratified when possible)."""
-    from sklearn.model_selection import train_test_split
-
     if not 0.0 < fraction < 1.0:
         raise InputError(f"--valid-fraction must be in (0, 1), got {fraction}")
     index = np.arange(n_rows)

@@ -230,6 +230,17 @@ class TargetSpec:
             return np.digitize(first, edges)
         return y.astype(np.int64)
 
+    def raw_frame(self, raw: np.ndarray) -> pd.DataFrame:
+        """Raw predictions as named columns (``proba_<label>`` or ``raw_<target>``)."""
+        raw = np.asarray(raw)
+        if self.task == "binary":
+            return pd.DataFrame({f"proba_{self.labels[1]}": raw.reshape(-1)})
+        if self.task == "regression":
+            names = [f"raw_{c}" for c in self.columns]
+        else:
+            names = [f"proba_{n}" for n in self.labels]
+        return pd.DataFrame(raw.reshape(len(raw), -1), columns=names)
+
     def decode(self, raw: np.ndarray, *, threshold: float | np.ndarray = 0.5) -> pd.DataFrame:
         """Predictions in the training table's format, one column per target.
 

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def current_umask() -> int:
     """The process's umask (read by setting it and putting it back)."""
@@ -53,8 +55,6 @@ def write_text(path: str | Path, text: str) -> Path:
 
 
 def _json_default(value: Any) -> Any:
-    import numpy as np
-
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

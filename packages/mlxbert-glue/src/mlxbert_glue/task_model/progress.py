@@ -12,6 +12,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from tqdm.auto import tqdm
+
 
 class Bar:
     """One running bar; ``advance`` moves it and updates the shown fields."""
@@ -65,8 +67,6 @@ class TqdmReporter(Reporter):
 
     @contextlib.contextmanager
     def bar(self, description: str, total: int | None) -> Iterator[Bar]:
-        from tqdm.auto import tqdm
-
         with tqdm(total=total, desc=description, unit="batch", dynamic_ncols=True) as bar:
             yield _TqdmBar(bar)
 

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
+from mlxbert_core import set_device
+
 from ..errors import InputError
 from ..training import SimulatedKill
 
@@ -48,8 +50,6 @@ def use_device(device: str | None) -> None:
     """``--device cpu|gpu``: MLX's default device for this run."""
     if device is None:
         return
-    from mlxbert_core.runtime import set_device
-
     try:
         set_device(device)
     except (ValueError, RuntimeError) as exc:

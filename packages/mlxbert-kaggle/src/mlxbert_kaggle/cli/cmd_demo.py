@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
-from ..demo import DemoConfig
+from ..demo import DemoConfig, run_demo
 from ..progress import RichReporter
 from ._common import console, handle_errors, use_device
 
@@ -34,10 +35,6 @@ def demo(
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
 ) -> None:
     """Fine-tune all-MiniLM-L6-v2 with LoRA on SST-2 sentiment, evaluate, save, predict."""
-    from rich.table import Table
-
-    from ..demo import run_demo
-
     use_device(device)
     config = DemoConfig(
         model=model,

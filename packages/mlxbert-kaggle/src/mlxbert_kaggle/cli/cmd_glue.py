@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from mlxbert_glue import glue_eval, glue_finetune
+
 from ..errors import InputError
 from ._common import console, handle_errors, use_device
 
@@ -45,8 +47,6 @@ def finetune(
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
 ) -> None:
     """Fine-tune on one GLUE task with its recipe; the best seed's model goes to --output."""
-    from mlxbert_glue.commands import glue_finetune
-
     use_device(device)
     try:
         glue_finetune(
@@ -82,8 +82,6 @@ def evaluate(
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
 ) -> None:
     """Evaluate a trained model on a GLUE split (metrics, JSON/Markdown report)."""
-    from mlxbert_glue.commands import glue_eval
-
     use_device(device)
     try:
         glue_eval(

@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ..presets import PRESETS
+from ..competition import run_preset
+from ..competition import submit as do_submit
+from ..presets import PRESETS, get_preset
 from ..progress import RichReporter
 from ._common import console, handle_errors, use_device
 
@@ -41,9 +43,6 @@ def run(
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
 ) -> None:
     """Cross-validate a preset and write OUTPUT/submission.csv (checked against the sample)."""
-    from ..competition import run_preset
-    from ..presets import get_preset
-
     use_device(device)
     p = get_preset(preset)
     output = output or Path("runs") / p.name
@@ -84,7 +83,5 @@ def submit(
     message: Annotated[str, Opt(help="Submission description.")] = "mlxbert",
 ) -> None:
     """Upload a submission with the official kaggle client (when installed and configured)."""
-    from ..competition import submit as do_submit
-
     result = do_submit(competition, file, message)
     console.print(f"[bold green]submitted:[/] {result}", highlight=False)

@@ -6,9 +6,18 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
+from rich.table import Table
 
-from ..errors import InputError
+import mlxbert_core
+from mlxbert_core import embed as core_embed
+from mlxbert_core import from_pretrained, load_tokenizer
+from mlxbert_glue import Classifier
+
+from ..atomic import atomic_path
+from ..errors import InputError, missing_columns_error
+from ..tables import read_table
 from ._common import console, handle_errors, use_device
 
 Opt = typer.Option
@@ -28,14 +37,6 @@ def embed(
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
 ) -> None:
     """Sentence embeddings of texts (mean pooling, normalised) saved as a .npy matrix."""
-    import numpy as np
-
-    from mlxbert_core import embed as core_embed
-    from mlxbert_core import from_pretrained, load_tokenizer
-
-    from ..atomic import atomic_path
-    from ..tables import read_table
-
     use_device(device)
     if bool(text) == (input is not None):
         raise InputError("give texts with --text T (repeatable) or a file with --input, not both")
@@ -49,8 +50,6 @@ def embed(
         frame = read_table(input, what="input")
         name = column or str(frame.columns[0])
         if name not in frame.columns:
-            from ..errors import missing_columns_error
-
             raise missing_columns_error([name], frame.columns, str(input))
         texts = frame[name].fillna("").astype(str).tolist()
     if not texts:
@@ -92,10 +91,6 @@ def classify(
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
 ) -> None:
     """Classify text(s) with a trained model folder; prints label and confidence."""
-    from rich.table import Table
-
-    from mlxbert_glue import Classifier
-
     use_device(device)
     if not texts:
         raise InputError("give at least one TEXT to classify")
@@ -122,10 +117,6 @@ def classify(
 @handle_errors
 def info() -> None:
     """Versions, BLAS, device and threads of this installation."""
-    from rich.table import Table
-
-    import mlxbert_core
-
     data = mlxbert_core.runtime_info()
     table = Table("item", "value", title="mlxbert runtime")
     for name in (

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
+from ..cv import train_table
 from ..errors import InputError
+from ..predicting import predict_file
 from ..progress import RichReporter
 from ..training import DEFAULT_MODEL, FitConfig
 from ._common import console, handle_errors, parse_floats, use_device
@@ -84,8 +86,6 @@ def train(
     device: Annotated[str | None, Opt(help="cpu or gpu (default: MLX's).")] = None,
 ) -> None:
     """Fine-tune an encoder on a table: hold-out or K-fold CV, one model folder per fold."""
-    from ..cv import train_table
-
     use_device(device)
     if valid is not None and folds:
         raise InputError("use either --valid (hold-out) or --folds (cross-validation)")
@@ -148,8 +148,6 @@ def predict(
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
 ) -> None:
     """Predict a table with trained model folder(s); several (or CV folds) form an ensemble."""
-    from ..predicting import predict_file
-
     use_device(device)
     started = time.perf_counter()
     result = predict_file(
