@@ -92,9 +92,10 @@ def test_registered_head_trains_through_fit_and_predicts_through_classifier(tmp_
     assert all(-1.0 <= r["value"] <= 1.0 for r in outputs)
     # The folder's predictions are the best epoch's outputs.
     np.testing.assert_allclose(
-        [r["value"] for r in clf.classify_batch(TEXTS)], result.valid_outputs.reshape(-1),
+        [r["value"] for r in clf.classify_batch(TEXTS)],
+        result.valid_outputs.reshape(-1),
         atol=1e-5,
-    )  # fmt: skip
+    )
 
 
 def test_training_uses_the_heads_own_loss(tmp_path, monkeypatch):
@@ -126,13 +127,22 @@ def test_resume_refuses_other_settings_or_data(tmp_path):
     build = lambda: create_task_model(TINY_BERT, "binary")  # noqa: E731
     fit(build, Examples(TEXTS, labels=labels), training=_training(epochs=1), **args)
     with pytest.raises(StaleRunError, match=r"training\.learning_rate"):
-        fit(build, Examples(TEXTS, labels=labels),
-            training=_training(epochs=1, learning_rate=1e-3), **args)  # fmt: skip
+        fit(
+            build,
+            Examples(TEXTS, labels=labels),
+            training=_training(epochs=1, learning_rate=1e-3),
+            **args,
+        )
     with pytest.raises(StaleRunError, match="data"):
         fit(build, Examples(TEXTS, labels=1 - labels), training=_training(epochs=1), **args)
     with pytest.raises(StaleRunError, match="task"):
-        fit(build, Examples(TEXTS, labels=labels), training=_training(epochs=1),
-            settings={"task": "other"}, **args)  # fmt: skip
+        fit(
+            build,
+            Examples(TEXTS, labels=labels),
+            training=_training(epochs=1),
+            settings={"task": "other"},
+            **args,
+        )
     # Same settings: the finished run is reused as it is.
     log = json.loads((tmp_path / "work" / "log.json").read_text())
     again = fit(build, Examples(TEXTS, labels=labels), training=_training(epochs=1), **args)

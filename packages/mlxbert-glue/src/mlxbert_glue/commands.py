@@ -13,6 +13,7 @@ from typing import Any
 
 from .evaluate import evaluate
 from .finetune import finetune
+from .task_model import Reporter
 from .tasks import get_task
 
 
@@ -32,7 +33,9 @@ def glue_finetune(
     quantize: int | None = None,
     max_train_samples: int | None = None,
     resume: bool = True,
-    progress: bool = True,
+    overwrite: bool = False,
+    keep_all: bool = False,
+    progress: bool | Reporter = True,
     echo: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
     """``mlxbert glue finetune --task T --data-dir DIR --model NAME_OR_PATH --output DIR``."""
@@ -52,6 +55,8 @@ def glue_finetune(
         quantize=quantize,
         max_train_samples=max_train_samples,
         resume=resume,
+        overwrite=overwrite,
+        keep_all=keep_all,
         progress=progress,
     )
     shown = ", ".join(
@@ -72,11 +77,14 @@ def glue_eval(
     split: str = "dev",
     report: str | Path | None = None,
     batch_size: int = 64,
+    force: bool = False,
     echo: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
     """``mlxbert glue eval --task T --data-dir DIR --model DIR [--split dev] [--report F]``."""
     t = get_task(task)
-    result = evaluate(model, t.name, data_dir, split=split, report=report, batch_size=batch_size)
+    result = evaluate(
+        model, t.name, data_dir, split=split, report=report, batch_size=batch_size, force=force
+    )
     if result["metrics"]:
         shown = ", ".join(f"{k} {100 * v:.2f}" for k, v in result["metrics"].items())
         echo(f"GLUE {t.name} {split}: {shown} ({result['num_examples']} examples)")

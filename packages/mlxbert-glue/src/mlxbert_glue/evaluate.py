@@ -55,6 +55,7 @@ def evaluate(
     max_samples: int | None = None,
     submission_dir: str | Path | None = None,
     progress: bool = False,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a saved task model on a GLUE split.
 
@@ -62,7 +63,7 @@ def evaluate(
     matched and mismatched (``accuracy_m``/``accuracy_mm``). Unlabeled splits (``test``)
     write GLUE submission files (``CoLA.tsv`` …) into ``submission_dir`` (default: next to
     the report, else the model folder). ``report`` names a JSON file; a Markdown twin is
-    written next to it.
+    written next to it. A model trained for another task is refused unless ``force``.
     """
     t = get_task(task)
     started = time.perf_counter()
@@ -71,6 +72,11 @@ def evaluate(
         raise ValueError(
             f"{model_dir} was trained for {info.task!r} with {info.num_labels} "
             f"outputs; GLUE {t.name} needs {t.num_labels}"
+        )
+    if info.task != t.name and not force:
+        raise ValueError(
+            f"{model_dir} was trained for {info.task!r}, not GLUE {t.name}; evaluate it on "
+            f"{info.task!r}, or pass force=True (--force) to score it on {t.name} anyway"
         )
     max_length = info.tokens
     pad_id = pad_id_of(tokenizer)

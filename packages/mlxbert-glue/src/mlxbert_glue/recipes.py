@@ -19,6 +19,15 @@ from mlxbert_core.training import TrainingConfig
 from .task_model import DEFAULT_MAX_LENGTH
 from .tasks import get_task
 
+#: The smallest value each count of a recipe may take.
+_MINIMUMS = {
+    "epochs": 1,
+    "batch_size": 1,
+    "eval_batch_size": 1,
+    "grad_accum_steps": 1,
+    "max_length": 2,
+}
+
 
 @dataclass
 class Recipe:
@@ -43,6 +52,19 @@ class Recipe:
     init_from_mnli: bool = False  # the recipe starts this task from an MNLI checkpoint
     pooling: str | None = None  # None: the architecture's default for classification
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name} must be >= {low}, got {getattr(self, name)}"
+            for name, low in _MINIMUMS.items()
+            if getattr(self, name) < low
+        ]
+        if not self.learning_rate > 0:
+            problems.append(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not self.seeds:
+            problems.append("seeds must name at least one seed")
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def replace(self, **overrides: Any) -> Recipe:
         """A copy with ``overrides`` applied; ``None`` values mean "keep the default"."""

@@ -19,8 +19,8 @@ import pandas as pd
 
 from .atomic import read_json
 from .cv import train_table
-from .ensemble import combine
-from .predicting import LoadedModel, load_model, predict_frame, resolve_model_dirs
+from .ensemble import check_weights, combine
+from .predicting import LoadedModel, load_model, predict_frame, resolve_model_groups
 from .progress import Reporter, get_reporter
 from .training import FitConfig
 
@@ -37,11 +37,14 @@ class TablePredictor:
         *,
         ensemble: str = "mean",
         weights: Sequence[float] | None = None,
+        each_fold: bool = False,
     ):
-        self.paths = resolve_model_dirs(models)
+        self.groups = resolve_model_groups(models, each_fold=each_fold)
+        self.paths = [p for group in self.groups for p in group]
         self.ensemble = ensemble
         self.weights = weights
-        self._models: list[LoadedModel] | None = None
+        check_weights(weights, len(self.groups))
+        self._models: list[list[LoadedModel]] | None = None
         self.metrics: dict[str, Any] | None = None
         for m in models:
             data = read_json(Path(m) / "metrics.json")
@@ -54,10 +57,15 @@ class TablePredictor:
         return cls(models, **kwargs)
 
     @property
-    def models(self) -> list[LoadedModel]:
+    def model_groups(self) -> list[list[LoadedModel]]:
+        """The loaded models, one group per model path (a CV run's folds together)."""
         if self._models is None:
-            self._models = [load_model(p) for p in self.paths]
+            self._models = [[load_model(p) for p in group] for group in self.groups]
         return self._models
+
+    @property
+    def models(self) -> list[LoadedModel]:
+        return [m for group in self.model_groups for m in group]
 
     @property
     def target(self):
@@ -68,7 +76,7 @@ class TablePredictor:
     ) -> pd.DataFrame:
         """Predictions in the training table's format (one column per target)."""
         decoded, _ = predict_frame(
-            self.models,
+            self.model_groups,
             frame,
             ensemble=self.ensemble,
             weights=self.weights,
@@ -81,7 +89,7 @@ class TablePredictor:
         """Combined raw predictions: P(positive), class/label probabilities or values on the
         training scale (before any inverse target transform)."""
         _, raw = predict_frame(
-            self.models, frame, ensemble=self.ensemble, weights=self.weights, text=text
+            self.model_groups, frame, ensemble=self.ensemble, weights=self.weights, text=text
         )
         return raw
 

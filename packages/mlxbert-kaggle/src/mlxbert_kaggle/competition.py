@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ def run_preset(
     submission. ``overrides``: FitConfig fields (``model``, ``epochs``, ``lr``, …; None keeps
     the preset's). Returns the training summary plus ``submission``."""
     reporter = reporter or Reporter()
+    started = time.perf_counter()
     p = get_preset(preset)
     folder = p.locate(data_dir)
     values = {**p.train_defaults, "metric": p.metric}
@@ -68,9 +70,12 @@ def run_preset(
         id_col=p.id_col,
         sample_submission=folder / p.sample_submission,
         reporter=reporter,
+        overwrite=True,  # the run's own output folder
     )
     checked = validate_submission(submission, folder / p.sample_submission)
     summary["submission"] = {"path": str(submission), **checked}
+    summary["train_seconds"] = summary["seconds"]
+    summary["seconds"] = time.perf_counter() - started  # training and prediction
     return summary
 
 

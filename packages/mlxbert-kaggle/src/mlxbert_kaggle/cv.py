@@ -15,7 +15,6 @@ Output folder::
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import pandas as pd
 
 from .atomic import read_json, write_json
 from .errors import InputError
+from .outputs import check_output_dir, claimed_dir
 from .progress import Reporter
 from .scoring import primary_metric, score
 from .splits import holdout_split, make_folds
@@ -71,27 +71,24 @@ def _settings(spec, template, config, mode, folds, n_rows, id_col, group_col) ->
     }
 
 
-def _prepare_output(output: Path, settings: dict, resume: bool, overwrite: bool) -> None:
+def _claim_run(output: Path, settings: dict) -> None:
+    """Inside a claimed output folder: continue a run of the same settings, or start one."""
     run_file = output / WORK / "run.json"
     previous = read_json(run_file)
-    if previous is not None and resume:
-        if json.loads(json.dumps(settings)) != previous:
-            changed = sorted(k for k in settings if previous.get(k) != settings[k])
+    if previous is None:
+        if any(output.iterdir()):
             raise InputError(
-                f"--resume: {output} holds a run with other settings ({', '.join(changed)}); "
-                "use the same flags, or --overwrite to start again"
+                f"--resume: {output} holds no `mlxbert train` run to continue; choose an empty "
+                "folder, or --overwrite to replace what is there"
             )
+        write_json(run_file, settings)
         return
-    occupied = output.is_dir() and any(output.iterdir())
-    if occupied and not overwrite and not resume:
+    if json.loads(json.dumps(settings)) != previous:
+        changed = sorted(k for k in settings if previous.get(k) != settings[k])
         raise InputError(
-            f"{output} is not empty; pass --resume to continue the run there or --overwrite "
-            "to replace it"
+            f"--resume: {output} holds a run with other settings ({', '.join(changed)}); "
+            "use the same flags, or --overwrite to start again"
         )
-    if occupied and overwrite:
-        shutil.rmtree(output)
-    output.mkdir(parents=True, exist_ok=True)
-    write_json(run_file, settings)
 
 
 def train_table(
@@ -128,6 +125,7 @@ def train_table(
     reporter = reporter or Reporter()
     config = config or FitConfig()
     started = time.perf_counter()
+    check_output_dir(output, overwrite=overwrite, resume=resume, resumable=True)
     targets = [target] if isinstance(target, str) else list(target)
     keep_text = [c for c in (id_col, group_col) if c]
     frame = _as_frame(train, "training", keep_text)
@@ -180,10 +178,10 @@ def train_table(
         settings["valid"] = str(valid) if not isinstance(valid, pd.DataFrame) else "DataFrame"
     else:
         settings["valid_fraction"] = valid_fraction if mode == "holdout" else None
-    created = not output.exists() or not any(output.iterdir())
-    _prepare_output(output, settings, resume, overwrite)
     prepared = _Prepared(frame, texts, y, spec, tmpl, dropped, vframe, vtexts, vy)
-    try:
+    # A failed run removes what it wrote (an interrupt keeps it for --resume).
+    with claimed_dir(output, overwrite=overwrite, resume=resume, resumable=True):
+        _claim_run(output, settings)
         return _run(
             prepared,
             config,
@@ -197,10 +195,6 @@ def train_table(
             reporter,
             started,
         )
-    except InputError:
-        if created:  # nothing useful was written: leave no half-made output folder
-            shutil.rmtree(output, ignore_errors=True)
-        raise
 
 
 @dataclass

@@ -24,6 +24,7 @@ import pandas as pd
 from mlxbert_glue import Classifier
 
 from .errors import InputError
+from .outputs import check_output_dir, claimed_dir
 from .progress import Reporter
 from .scoring import score
 from .targets import TargetSpec
@@ -76,14 +77,24 @@ def load_demo_data(train_rows: int | None = None) -> tuple[pd.DataFrame, pd.Data
 
 
 def run_demo(
-    output: str | Path, config: DemoConfig | None = None, reporter: Reporter | None = None
+    output: str | Path,
+    config: DemoConfig | None = None,
+    reporter: Reporter | None = None,
+    *,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train, evaluate and save; returns accuracy, timings, example predictions."""
+    """Train, evaluate and save; returns accuracy, timings, example predictions. ``output``
+    must be empty or absent unless ``overwrite``; a failed run leaves nothing behind."""
     config = config or DemoConfig()
     reporter = reporter or Reporter()
     started = time.perf_counter()
-    output = Path(output)
+    output = check_output_dir(output, overwrite=overwrite)
     train, dev = load_demo_data(config.train_rows)
+    with claimed_dir(output, overwrite=overwrite):
+        return _train_and_show(output, config, reporter, train, dev, started)
+
+
+def _train_and_show(output, config, reporter, train, dev, started) -> dict[str, Any]:
     spec = TargetSpec(["label"], "binary", labels=list(LABELS))
     template = TextTemplate(text_columns=["sentence"])
     fit = FitConfig(
@@ -103,22 +114,24 @@ def run_demo(
         f"{config.epochs} epoch(s), evaluated on the {len(dev)} dev sentences"
     )
     work = output.with_name(f".{output.name}-work")
-    log = fit_model(
-        template.render(train),
-        spec.encode(train),
-        template.render(dev),
-        spec.encode(dev),
-        spec=spec,
-        template=template,
-        config=fit,
-        model_dir=output,
-        work_dir=work,
-        reporter=reporter,
-        label="demo",
-        meta={"demo": True},
-        resume=False,
-    )
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        log = fit_model(
+            template.render(train),
+            spec.encode(train),
+            template.render(dev),
+            spec.encode(dev),
+            spec=spec,
+            template=template,
+            config=fit,
+            model_dir=output,
+            work_dir=work,
+            reporter=reporter,
+            label="demo",
+            meta={"demo": True},
+            resume=False,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     metrics = score(spec, spec.encode(dev), log["valid_predictions"])
     # The saved folder is what a user gets: load it back like they would.
     classifier = Classifier.from_pretrained(output)

@@ -34,10 +34,21 @@ def check_weights(weights: Sequence[float] | None, n_models: int) -> np.ndarray:
         return np.full(n_models, 1.0 / n_models)
     w = np.asarray(list(weights), dtype=np.float64)
     if len(w) != n_models:
-        raise InputError(f"--weights has {len(w)} values for {n_models} models")
+        raise InputError(
+            f"--weights has {len(w)} values for {n_models} models: one per --model (a CV "
+            "run's folds count as one model; --each-fold counts them one by one)"
+        )
     if (w < 0).any() or w.sum() <= 0:
         raise InputError("--weights must be non-negative and not all zero")
     return w / w.sum()
+
+
+def check_method(method: str, task: str | None = None) -> None:
+    """An ensemble method that applies to ``task`` (checked before any model runs)."""
+    if method not in METHODS:
+        raise InputError(f"unknown ensemble method {method!r}; use {' or '.join(METHODS)}")
+    if method == "rank" and task == "regression":
+        raise InputError("rank averaging applies to classification scores, not regression values")
 
 
 def combine(
@@ -52,8 +63,7 @@ def combine(
     The threshold is 0.5 for ``mean``; for ``rank`` on a binary task it is the quantile that
     keeps the models' average positive rate (see the module doc).
     """
-    if method not in METHODS:
-        raise InputError(f"unknown ensemble method {method!r}; use {' or '.join(METHODS)}")
+    check_method(method, task)
     if not predictions:
         raise InputError("no predictions to combine")
     shapes = {np.shape(p) for p in predictions}
@@ -61,8 +71,6 @@ def combine(
         raise InputError(f"models disagree on the prediction shape: {sorted(shapes)}")
     w = check_weights(weights, len(predictions))
     stacked = [np.asarray(p, dtype=np.float64) for p in predictions]
-    if method == "rank" and task == "regression":
-        raise InputError("rank averaging applies to classification scores, not regression values")
     if method == "mean" or len(stacked) == 1:
         return sum(wi * p for wi, p in zip(w, stacked)), 0.5
     shape = stacked[0].shape
@@ -75,4 +83,4 @@ def combine(
     return combined, threshold
 
 
-__all__ = ["METHODS", "check_weights", "combine"]
+__all__ = ["METHODS", "check_method", "check_weights", "combine"]

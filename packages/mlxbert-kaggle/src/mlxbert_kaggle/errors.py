@@ -13,6 +13,11 @@ class InputError(ValueError):
     """Bad input (a file, a column, a flag): the message says what is wrong and what to do."""
 
 
+class SimulatedKill(RuntimeError):
+    """Raised by the test hooks (``MLXBERT_KAGGLE_KILL_AFTER_EPOCHS`` / ``_FOLDS``) to imitate
+    a run killed after a checkpoint was written."""
+
+
 def missing_columns_error(
     missing: Iterable[str], available: Iterable[str], where: str
 ) -> InputError:
@@ -26,4 +31,4 @@ def missing_columns_error(
     )
 
 
-__all__ = ["InputError", "missing_columns_error"]
+__all__ = ["InputError", "SimulatedKill", "missing_columns_error"]

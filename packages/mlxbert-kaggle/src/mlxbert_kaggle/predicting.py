@@ -19,8 +19,9 @@ import pandas as pd
 from mlxbert_glue import TaskModelInfo, open_task_model
 
 from .atomic import read_json
-from .ensemble import combine
+from .ensemble import check_method, check_weights, combine
 from .errors import InputError, missing_columns_error
+from .outputs import check_output_file
 from .progress import Reporter
 from .submission import align_to_sample, check_unique_ids
 from .tables import read_table, write_table
@@ -29,32 +30,44 @@ from .template import TextTemplate
 from .training import predict_raw
 
 
+def _expand(path: Path) -> list[Path]:
+    """The model folders one ``--model`` path stands for."""
+    if not path.exists():
+        raise InputError(f"model path {path} does not exist")
+    if (path / "mlxbert.json").is_file():
+        return [path]
+    metrics = read_json(path / "metrics.json") if path.is_dir() else None
+    if metrics and metrics.get("models"):
+        missing = [m for m in metrics["models"] if not (path / m / "mlxbert.json").is_file()]
+        if missing:
+            raise InputError(
+                f"{path}/metrics.json lists model folder(s) {missing} that are missing or "
+                "incomplete; the training run did not finish (continue it with --resume)"
+            )
+        return [path / m for m in metrics["models"]]
+    raise InputError(
+        f"{path} is neither a model folder (no mlxbert.json) nor a training output folder "
+        "(no metrics.json); point --model at what `mlxbert train` wrote"
+    )
+
+
+def resolve_model_groups(
+    paths: Sequence[str | Path], *, each_fold: bool = False
+) -> list[list[Path]]:
+    """Model folders behind ``paths``, one group per path: a training output folder's models
+    (its CV folds) form one group, averaged before the ensemble; ``each_fold`` makes every
+    fold model a group of its own."""
+    groups = [_expand(Path(p)) for p in paths]
+    if not groups:
+        raise InputError("give at least one --model")
+    if each_fold:
+        groups = [[d] for group in groups for d in group]
+    return groups
+
+
 def resolve_model_dirs(paths: Sequence[str | Path]) -> list[Path]:
     """Model folders behind ``paths`` (training output folders expand to their models)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if not p.exists():
-            raise InputError(f"model path {p} does not exist")
-        if (p / "mlxbert.json").is_file():
-            out.append(p)
-            continue
-        metrics = read_json(p / "metrics.json") if p.is_dir() else None
-        if metrics and metrics.get("models"):
-            missing = [m for m in metrics["models"] if not (p / m / "mlxbert.json").is_file()]
-            if missing:
-                raise InputError(
-                    f"{p}/metrics.json lists model folder(s) {missing} that are missing or "
-                    "incomplete; the training run did not finish (continue it with --resume)"
-                )
-            out.extend(p / m for m in metrics["models"])
-            continue
-        raise InputError(
-            f"{p} is neither a model folder (no mlxbert.json) nor a training output folder "
-            "(no metrics.json); point --model at what `mlxbert train` wrote"
-        )
-    if not out:
-        raise InputError("give at least one --model")
-    return out
+    return [d for group in resolve_model_groups(paths) for d in group]
 
 
 @dataclass
@@ -115,8 +128,19 @@ def _check_compatible(models: Sequence[LoadedModel]) -> TargetSpec:
     return first
 
 
+def _texts_for(m: LoadedModel, frame: pd.DataFrame, text: str | None, where: str) -> list[str]:
+    if m.template is not None:
+        return m.template.render(frame, where)
+    if text is not None:
+        return TextTemplate(text_columns=[text]).render(frame, where)
+    raise InputError(
+        f"{m.path} was not trained from a table (it has no text template); "
+        "name the input's text column with --text"
+    )
+
+
 def predict_frame(
-    models: Sequence[LoadedModel],
+    models: Sequence[LoadedModel | Sequence[LoadedModel]],
     frame: pd.DataFrame,
     *,
     ensemble: str = "mean",
@@ -127,34 +151,36 @@ def predict_frame(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """(decoded predictions, one column per target; combined raw predictions).
 
-    ``text`` names the input column for models that have no table template.
+    ``models`` holds models or groups of models (a CV run's folds): a group's raw
+    predictions are averaged first, then groups are combined by ``ensemble`` with one
+    ``weights`` entry per group. ``text`` names the input column for models that have no
+    table template.
     """
     reporter = reporter or Reporter()
-    spec = _check_compatible(models)
+    groups = [list(g) if isinstance(g, (list, tuple)) else [g] for g in models]
+    flat = [m for g in groups for m in g]
+    spec = _check_compatible(flat)
+    check_weights(weights, len(groups))
+    check_method(ensemble, spec.task)
     where = frame.attrs.get("source", "the input")
     raws = []
-    with reporter.bar("predict", len(models)) as bar:
-        for m in models:
-            if m.template is not None:
-                texts = m.template.render(frame, where)
-            elif text is not None:
-                texts = TextTemplate(text_columns=[text]).render(frame, where)
-            else:
-                raise InputError(
-                    f"{m.path} was not trained from a table (it has no text template); "
-                    "name the input's text column with --text"
+    with reporter.bar("predict", len(flat)) as bar:
+        for group in groups:
+            parts = []
+            for m in group:
+                texts = _texts_for(m, frame, text, where)
+                parts.append(
+                    predict_raw(
+                        m.model,
+                        m.tokenizer,
+                        texts,
+                        task=m.spec.task,
+                        max_length=m.max_length,
+                        batch_size=batch_size,
+                    )
                 )
-            raws.append(
-                predict_raw(
-                    m.model,
-                    m.tokenizer,
-                    texts,
-                    task=m.spec.task,
-                    max_length=m.max_length,
-                    batch_size=batch_size,
-                )
-            )
-            bar.advance(1, model=m.path.name)
+                bar.advance(1, model=m.path.name)
+            raws.append(np.mean(parts, axis=0))
     combined, threshold = combine(raws, method=ensemble, weights=weights, task=spec.task)
     decoded = spec.decode(combined, threshold=0.5 if threshold is None else threshold)
     return decoded, combined
@@ -172,11 +198,18 @@ def predict_file(
     text: str | None = None,
     proba: bool = False,
     reporter: Reporter | None = None,
+    overwrite: bool = False,
+    each_fold: bool = False,
 ) -> dict[str, Any]:
     """``mlxbert predict``: write predictions for ``input_path`` to ``output_path``
-    (atomically). With ``sample_submission`` the output has its columns and id order; the id
-    column defaults to the sample's first column. ``proba`` adds the raw probabilities."""
-    dirs = resolve_model_dirs(model_paths)
+    (atomically; an existing file only with ``overwrite``). With ``sample_submission`` the
+    output has its columns and id order; the id column defaults to the sample's first column.
+    ``proba`` adds the raw probabilities. ``weights``: one per model path (a CV run's folds
+    are averaged into one model first, unless ``each_fold``). Everything is checked before
+    any model runs."""
+    check_output_file(output_path, overwrite=overwrite)
+    groups = resolve_model_groups(model_paths, each_fold=each_fold)
+    check_weights(weights, len(groups))
     sample = None
     if sample_submission is not None:
         sample = read_table(sample_submission, what="sample submission", keep_text=[])
@@ -191,19 +224,32 @@ def predict_file(
         if id_col not in frame.columns:
             raise missing_columns_error([id_col], frame.columns, f"input {input_path}")
         check_unique_ids(frame[id_col], f"input {input_path}")
-    models = [load_model(d) for d in dirs]
+    models = [[load_model(d) for d in group] for group in groups]
+    spec = _check_compatible([m for group in models for m in group])
+    check_method(ensemble, spec.task)
+    if sample is not None:  # ids and columns must fit the sample before any model runs
+        skeleton = frame[[id_col]].assign(**{c: 0 for c in spec.columns})
+        align_to_sample(skeleton, sample, id_col)
     decoded, combined = predict_frame(
         models, frame, ensemble=ensemble, weights=weights, text=text, reporter=reporter
     )
     parts = [frame[[id_col]].reset_index(drop=True)] if id_col else []
     parts.append(decoded)
-    if proba and models[0].spec.task != "regression":
-        parts.append(models[0].spec.raw_frame(combined))
+    if proba and spec.task != "regression":
+        parts.append(spec.raw_frame(combined))
     table = pd.concat(parts, axis=1)
     if sample is not None:
         table = align_to_sample(table, sample, id_col)
     write_table(table, output_path)
-    return {"rows": len(table), "models": [str(d) for d in dirs], "output": str(output_path)}
+    dirs = [str(m.path) for group in models for m in group]
+    return {"rows": len(table), "models": dirs, "output": str(output_path)}
 
 
-__all__ = ["LoadedModel", "load_model", "predict_file", "predict_frame", "resolve_model_dirs"]
+__all__ = [
+    "LoadedModel",
+    "load_model",
+    "predict_file",
+    "predict_frame",
+    "resolve_model_dirs",
+    "resolve_model_groups",
+]

@@ -143,6 +143,17 @@ def read_table(
     return frame
 
 
+def looks_like_text(values: pd.Series, min_words: float = 3.0) -> bool:
+    """A column of free text (sentences), not ids, codes or numbers: strings of
+    ``min_words`` words or more on average."""
+    if pd.api.types.is_numeric_dtype(values):
+        return False
+    present = values.dropna().astype(str)
+    if present.empty:
+        return False
+    return float(present.str.split().str.len().mean()) >= min_words
+
+
 def require_columns(frame: pd.DataFrame, columns: Iterable[str], where: str = "the table") -> None:
     """Raise :class:`InputError` listing the available columns when any is absent."""
     missing = [c for c in columns if c not in frame.columns]
@@ -174,4 +185,11 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     return target
 
 
-__all__ = ["NUMERIC_MISSING", "read_table", "require_columns", "table_format", "write_table"]
+__all__ = [
+    "NUMERIC_MISSING",
+    "looks_like_text",
+    "read_table",
+    "require_columns",
+    "table_format",
+    "write_table",
+]

@@ -38,7 +38,7 @@ from mlxbert_glue import (
 from mlxbert_heads.metrics import METRICS
 from mlxbert_lora import LoraConfig
 
-from .errors import InputError
+from .errors import InputError, SimulatedKill
 from .scoring import greater_is_better, primary_metric, score
 from .targets import TargetSpec
 from .template import TextTemplate
@@ -46,11 +46,6 @@ from .template import TextTemplate
 #: Bump when the meaning of mlxbert.json's "kaggle" block changes.
 KAGGLE_META_VERSION = 1
 DEFAULT_MODEL = "all-minilm-l6-v2"
-
-
-class SimulatedKill(RuntimeError):
-    """Raised by the test hooks (``MLXBERT_KAGGLE_KILL_AFTER_EPOCHS`` / ``_FOLDS``) to imitate
-    a run killed after a checkpoint was written."""
 
 
 def maybe_simulate_kill(kind: str, count: int) -> None:

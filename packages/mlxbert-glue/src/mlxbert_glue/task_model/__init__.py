@@ -25,7 +25,14 @@ from .classifier import Classifier
 from .files import atomic_dir, atomic_path, read_json, write_json, write_text
 from .fit import FitResult, StaleRunError, data_fingerprint, fit
 from .folder import load_task_model, open_task_model, read_info, read_meta, save_task_model
-from .inputs import Examples, encode_examples, fit_length, pad_id_of, tokenize_texts
+from .inputs import (
+    Examples,
+    encode_examples,
+    encoder_positions,
+    fit_length,
+    pad_id_of,
+    tokenize_texts,
+)
 from .predict import predict_logits
 from .progress import Bar, Reporter, TqdmReporter, format_info, get_reporter
 from .record import DEFAULT_MAX_LENGTH, TaskModelInfo
@@ -49,6 +56,7 @@ __all__ = [
     "create_task_model",
     "data_fingerprint",
     "encode_examples",
+    "encoder_positions",
     "fit",
     "fit_length",
     "format_info",

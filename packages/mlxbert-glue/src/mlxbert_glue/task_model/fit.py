@@ -123,8 +123,16 @@ def _fresh_log(settings: dict[str, Any]) -> dict[str, Any]:
 class _Fit:
     """One fit's state: the model, its data, the trainer and the log (see :func:`fit`)."""
 
-    def __init__(self, build: Builder, train: Examples, valid: Examples | None, *,
-                 training: TrainingConfig, max_length: int, eval_batch_size: int):  # fmt: skip
+    def __init__(
+        self,
+        build: Builder,
+        train: Examples,
+        valid: Examples | None,
+        *,
+        training: TrainingConfig,
+        max_length: int,
+        eval_batch_size: int,
+    ):
         mx.random.seed(training.seed)  # the new head's initialisation belongs to the run
         self.model, self.tokenizer, self.info = build()
         self.training = training
@@ -142,9 +150,13 @@ class _Fit:
             else None
         )
         self.batches = batch_iterator(
-            features, training.batch_size, shuffle=True, seed=training.seed,
-            bucket_by_length=True, pad_id=self.pad_id,
-        )  # fmt: skip
+            features,
+            training.batch_size,
+            shuffle=True,
+            seed=training.seed,
+            bucket_by_length=True,
+            pad_id=self.pad_id,
+        )
         self.model.train()
         self.trainer = Trainer(
             self.model, _loss, training, total_steps=training.optimizer_steps(len(self.batches))
@@ -173,9 +185,13 @@ class _Fit:
     def save(self, model_dir: Path, extra: dict[str, Any] | None) -> None:
         with atomic_dir(model_dir) as tmp:
             save_task_model(
-                self.model, self.tokenizer, tmp, info=self.info, max_length=self.max_length,
+                self.model,
+                self.tokenizer,
+                tmp,
+                info=self.info,
+                max_length=self.max_length,
                 extra=extra,
-            )  # fmt: skip
+            )
 
 
 def fit(
@@ -224,14 +240,16 @@ def fit(
     log_path, state_dir = work_dir / LOG_FILE, work_dir / STATE_DIR
     outputs_path = work_dir / OUTPUTS_FILE
     has_valid = valid is not None and len(valid) > 0 and scorer is not None
-    identity = _jsonable({
-        **dict(settings or {}),
-        "training": training.to_dict(),
-        "max_length": int(max_length),
-        "metric": metric,
-        "early_stopping": early_stopping,
-        "data": data_fingerprint(train, valid if has_valid else None),
-    })  # fmt: skip
+    identity = _jsonable(
+        {
+            **dict(settings or {}),
+            "training": training.to_dict(),
+            "max_length": int(max_length),
+            "metric": metric,
+            "early_stopping": early_stopping,
+            "data": data_fingerprint(train, valid if has_valid else None),
+        }
+    )
 
     log = read_json(log_path)
     if log is not None and log.get("settings") != identity:
@@ -254,8 +272,14 @@ def fit(
         log = _fresh_log(identity)
     work_dir.mkdir(parents=True, exist_ok=True)
 
-    run = _Fit(build, train, valid if has_valid else None, training=training,
-               max_length=max_length, eval_batch_size=eval_batch_size)  # fmt: skip
+    run = _Fit(
+        build,
+        train,
+        valid if has_valid else None,
+        training=training,
+        max_length=max_length,
+        eval_batch_size=eval_batch_size,
+    )
     start_epoch = 0
     if log["epochs"] and (state_dir / "trainer_state.json").is_file():
         start_epoch = int(run.trainer.load_state(state_dir).get("epochs_done", 0))
@@ -285,8 +309,12 @@ def fit(
                 raise ValueError(
                     f"metric {name!r} is not computed here; choose one of {', '.join(metrics)}"
                 )
-            entry |= {"metrics": metrics, "score": metrics[name], "metric": name,
-                      "eval_seconds": time.perf_counter() - started}  # fmt: skip
+            entry |= {
+                "metrics": metrics,
+                "score": metrics[name],
+                "metric": name,
+                "eval_seconds": time.perf_counter() - started,
+            }
             if best is not None:
                 gain = metrics[name] - best
                 improved = gain > 0 if greater_is_better else gain < 0

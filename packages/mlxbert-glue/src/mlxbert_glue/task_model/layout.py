@@ -65,8 +65,9 @@ def plan_head(
     output layer on the given pooling."""
     if pooling not in (None, "auto", "pooler") or layout is None:
         rate = float(config.get("hidden_dropout_prob") or 0.1)
-        return HeadPlan(pooling=pooling if pooling not in (None, "auto") else "cls",
-                        pooled_dropout=rate)  # fmt: skip
+        return HeadPlan(
+            pooling=pooling if pooling not in (None, "auto") else "cls", pooled_dropout=rate
+        )
     rate = layout.dropout(config)
     kwargs: dict[str, Any] = {"hidden_dims": [hidden], "dropout": rate, "activation": "tanh"}
     if layout.body == "dense_act_norm":

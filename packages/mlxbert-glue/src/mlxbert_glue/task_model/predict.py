@@ -26,9 +26,13 @@ def predict_logits(
     inputs = {k: v for k, v in features.items() if k != "labels"}
     count = len(inputs["input_ids"])
     batches = batch_iterator(
-        inputs, batch_size, shuffle=False, bucket_by_length=True, pad_id=pad_id,
+        inputs,
+        batch_size,
+        shuffle=False,
+        bucket_by_length=True,
+        pad_id=pad_id,
         return_indices=True,
-    )  # fmt: skip
+    )
     was_training = getattr(model, "training", False)
     model.eval()
     out: np.ndarray | None = None

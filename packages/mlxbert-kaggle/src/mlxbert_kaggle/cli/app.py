@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from typing import Annotated
+
 import typer
 
 from . import cmd_demo, cmd_glue, cmd_kaggle, cmd_tools, cmd_train
+from ._common import DEBUG_ENV, GuardedTyper
 
-app = typer.Typer(
+app = GuardedTyper(
     name="mlxbert",
     help="BERT-family encoders on MLX: fine-tune on tables and GLUE, predict, submit to Kaggle.",
     no_args_is_help=True,
@@ -14,6 +18,18 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of a failure (or MLXBERT_DEBUG=1).")
+    ] = False,
+) -> None:
+    """BERT-family encoders on MLX: fine-tune on tables and GLUE, predict, submit to Kaggle."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+
 
 app.command("demo")(cmd_demo.demo)
 app.command("train")(cmd_train.train)

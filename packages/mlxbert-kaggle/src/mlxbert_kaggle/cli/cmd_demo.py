@@ -10,13 +10,12 @@ from rich.table import Table
 
 from ..demo import DemoConfig, run_demo
 from ..progress import RichReporter
-from ._common import console, handle_errors, use_device
+from ._common import console, use_device
 
 Opt = typer.Option
 _D = DemoConfig()
 
 
-@handle_errors
 def demo(
     output: Annotated[Path, Opt(help="Where the trained model folder goes.")] = Path(
         "mlxbert-demo"
@@ -32,6 +31,7 @@ def demo(
     model: Annotated[str, Opt(help="Encoder to fine-tune.")] = _D.model,
     pooling: Annotated[str, Opt(help="mean (the sentence encoder's) or cls.")] = _D.pooling,
     seed: Annotated[int, Opt()] = _D.seed,
+    overwrite: Annotated[bool, Opt(help="Replace what --output holds.")] = False,
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
 ) -> None:
     """Fine-tune all-MiniLM-L6-v2 with LoRA on SST-2 sentiment, evaluate, save, predict."""
@@ -47,7 +47,7 @@ def demo(
         seed=seed,
         pooling=pooling,
     )
-    result = run_demo(output, config, reporter=RichReporter())
+    result = run_demo(output, config, reporter=RichReporter(), overwrite=overwrite)
     table = Table("sentence", "prediction", "confidence", title="the saved model on new text")
     for ex in result["examples"]:
         table.add_row(ex["text"], ex["label"], f"{ex['confidence']:.3f}")

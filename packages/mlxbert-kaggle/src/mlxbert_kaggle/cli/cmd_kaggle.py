@@ -11,18 +11,17 @@ from ..competition import run_preset
 from ..competition import submit as do_submit
 from ..presets import PRESETS, get_preset
 from ..progress import RichReporter
-from ._common import console, handle_errors, use_device
+from ._common import GuardedTyper, console, use_device
 
 Opt = typer.Option
 
-app = typer.Typer(
+app = GuardedTyper(
     help="Kaggle competitions end to end: " + ", ".join(PRESETS) + ".",
     no_args_is_help=True,
 )
 
 
 @app.command("run")
-@handle_errors
 def run(
     preset: Annotated[str, typer.Argument(help="titanic | house-prices | nlp-disaster")],
     data_dir: Annotated[Path, Opt("--data-dir", help="Folder with the competition files.")],
@@ -76,7 +75,6 @@ def run(
 
 
 @app.command("submit")
-@handle_errors
 def submit(
     competition: Annotated[str, typer.Argument(help="Preset name or Kaggle competition slug.")],
     file: Annotated[Path, Opt("--file", help="submission.csv to upload.")],

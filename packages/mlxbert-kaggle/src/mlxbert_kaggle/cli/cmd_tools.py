@@ -14,55 +14,83 @@ import mlxbert_core
 from mlxbert_core import embed as core_embed
 from mlxbert_core import from_pretrained, load_tokenizer
 from mlxbert_glue import Classifier
+from mlxbert_glue.task_model import encoder_positions
 
 from ..atomic import atomic_path
 from ..errors import InputError, missing_columns_error
-from ..tables import read_table
-from ._common import console, handle_errors, use_device
+from ..outputs import check_output_file
+from ..tables import looks_like_text, read_table
+from ._common import console, positive, use_device
 
 Opt = typer.Option
 
 
-@handle_errors
+def _read_lines(path: Path) -> list[str]:
+    """One text per line, blank lines kept (as empty texts), so row i is line i."""
+    if not path.is_file():
+        raise InputError(f"input file {path} does not exist")
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text; re-save it as UTF-8") from None
+
+
+def _text_column(frame, column: str | None, source: Path) -> str:
+    """The column to embed: ``--column``, the only column, or the only text-like one."""
+    if column is not None:
+        if column not in frame.columns:
+            raise missing_columns_error([column], frame.columns, str(source))
+        return column
+    if len(frame.columns) == 1:
+        return str(frame.columns[0])
+    wordy = [c for c in frame.columns if looks_like_text(frame[c])]
+    if len(wordy) == 1:
+        message = f"embedding column {wordy[0]!r} of {source} (its only text column)"
+        console.print(message, highlight=False, markup=False)
+        return str(wordy[0])
+    shown = ", ".join(repr(str(c)) for c in frame.columns)
+    raise InputError(f"{source} has several columns ({shown}); name the one to embed with --column")
+
+
 def embed(
     model: Annotated[str, Opt(help="Encoder: preset name, folder or hub id.")],
     output: Annotated[Path, Opt(help="Output .npy file (rows = texts).")],
     text: Annotated[list[str] | None, Opt("--text", help="A text (repeatable).")] = None,
-    input: Annotated[Path | None, Opt("--input", help="Table or .txt file (one per line).")] = None,
-    column: Annotated[str | None, Opt(help="Text column of --input (default: the first).")] = None,
+    input: Annotated[
+        Path | None, Opt("--input", help="Table, or .txt file with one text per line.")
+    ] = None,
+    column: Annotated[
+        str | None, Opt(help="Text column of a table --input (needed when it has several).")
+    ] = None,
     pooling: Annotated[str, Opt(help="mean, cls, max or pooler.")] = "mean",
     normalize: Annotated[bool, Opt(help="L2-normalise the vectors.")] = True,
     batch_size: Annotated[int, Opt("--batch-size")] = 32,
     max_length: Annotated[int | None, Opt("--max-length")] = None,
+    overwrite: Annotated[bool, Opt(help="Replace an existing --output file.")] = False,
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
 ) -> None:
     """Sentence embeddings of texts (mean pooling, normalised) saved as a .npy matrix."""
+    positive(batch_size, "--batch-size")
+    positive(max_length, "--max-length", minimum=2)
+    check_output_file(output, overwrite=overwrite, suffixes=[".npy"])
     use_device(device)
     if bool(text) == (input is not None):
         raise InputError("give texts with --text T (repeatable) or a file with --input, not both")
     if text:
         texts = list(text)
     elif input is not None and input.suffix.lower() == ".txt":
-        if not input.is_file():
-            raise InputError(f"input file {input} does not exist")
-        texts = [line for line in input.read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts = _read_lines(input)
     else:
         frame = read_table(input, what="input")
-        name = column or str(frame.columns[0])
-        if name not in frame.columns:
-            raise missing_columns_error([name], frame.columns, str(input))
-        texts = frame[name].fillna("").astype(str).tolist()
+        texts = frame[_text_column(frame, column, input)].fillna("").astype(str).tolist()
     if not texts:
         raise InputError("no texts to embed")
-    if output.suffix != ".npy":
-        raise InputError(f"--output must end with .npy, got {output}")
-    source = model
     started = time.perf_counter()
-    try:
-        encoder = from_pretrained(source)
-        tokenizer = load_tokenizer(source)
-    except (FileNotFoundError, OSError, ValueError) as exc:
-        raise InputError(f"cannot load model {model!r}: {exc}") from None
+    encoder = from_pretrained(model)
+    tokenizer = load_tokenizer(model)
+    limit = encoder_positions(encoder)
+    if max_length is not None and limit is not None and max_length > limit:
+        raise InputError(f"--max-length {max_length}: {model} takes at most {limit} tokens")
     vectors = core_embed(
         encoder,
         tokenizer,
@@ -81,7 +109,6 @@ def embed(
     )
 
 
-@handle_errors
 def classify(
     model: Annotated[Path, Opt(help="Trained model folder.")],
     texts: Annotated[list[str] | None, typer.Argument(help="Text(s) to classify.")] = None,
@@ -96,10 +123,7 @@ def classify(
         raise InputError("give at least one TEXT to classify")
     if pair is not None and len(texts) != 1:
         raise InputError("--pair goes with exactly one TEXT")
-    try:
-        clf = Classifier.from_pretrained(model)
-    except (FileNotFoundError, ValueError, KeyError, OSError) as exc:
-        raise InputError(f"cannot load model folder {model}: {exc}") from None
+    clf = Classifier.from_pretrained(model)
     items = [(texts[0], pair)] if pair is not None else list(texts)
     results = clf.classify_batch(items)
     table = Table("text", "prediction", "confidence")
@@ -114,7 +138,6 @@ def classify(
     console.print(table)
 
 
-@handle_errors
 def info() -> None:
     """Versions, BLAS, device and threads of this installation."""
     data = mlxbert_core.runtime_info()

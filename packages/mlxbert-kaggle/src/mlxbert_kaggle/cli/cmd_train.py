@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..predicting import predict_file
 from ..progress import RichReporter
 from ..training import DEFAULT_MODEL, FitConfig
-from ._common import console, handle_errors, parse_floats, use_device
+from ._common import console, parse_floats, positive, use_device
 
 Opt = typer.Option
 
@@ -33,7 +33,6 @@ def _summary_line(summary: dict, output: Path) -> str:
     )
 
 
-@handle_errors
 def train(
     train: Annotated[Path, Opt("--train", help="Training table (CSV, TSV, Parquet).")],
     target: Annotated[list[str], Opt("--target", help="Target column (repeat for several).")],
@@ -86,6 +85,8 @@ def train(
     device: Annotated[str | None, Opt(help="cpu or gpu (default: MLX's).")] = None,
 ) -> None:
     """Fine-tune an encoder on a table: hold-out or K-fold CV, one model folder per fold."""
+    positive(folds, "--folds", minimum=2)
+    positive(max_rows, "--max-rows")
     use_device(device)
     if valid is not None and folds:
         raise InputError("use either --valid (hold-out) or --folds (cross-validation)")
@@ -126,7 +127,6 @@ def train(
     console.print(_summary_line(summary, output), highlight=False)
 
 
-@handle_errors
 def predict(
     model: Annotated[
         list[Path], Opt("--model", help="Model folder or training output (repeatable).")
@@ -139,12 +139,17 @@ def predict(
     ] = None,
     ensemble: Annotated[str, Opt(help="mean (probabilities) or rank (rank average).")] = "mean",
     weights: Annotated[
-        str | None, Opt(help="Comma-separated weight per model folder, e.g. 0.6,0.4.")
+        str | None, Opt(help="Comma-separated weight per --model, e.g. 0.6,0.4.")
     ] = None,
     text: Annotated[
         str | None, Opt(help="Text column, for models trained without a table template.")
     ] = None,
     proba: Annotated[bool, Opt(help="Also write the probabilities.")] = False,
+    each_fold: Annotated[
+        bool,
+        Opt("--each-fold", help="Weigh a CV run's folds one by one (default: one per --model)."),
+    ] = False,
+    overwrite: Annotated[bool, Opt(help="Replace an existing --output file.")] = False,
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
 ) -> None:
     """Predict a table with trained model folder(s); several (or CV folds) form an ensemble."""
@@ -161,6 +166,8 @@ def predict(
         text=text,
         proba=proba,
         reporter=RichReporter(),
+        overwrite=overwrite,
+        each_fold=each_fold,
     )
     console.print(
         f"[bold green]done:[/] {result['rows']} predictions from {len(result['models'])} "
