@@ -6,6 +6,7 @@ import builtins
 import json
 import os
 import pickle
+import sys
 import zipfile
 from collections import OrderedDict
 
@@ -144,15 +145,44 @@ class _Evil:
         return (self.func, (self.arg,))
 
 
-@pytest.mark.parametrize("kind", ["os.system", "builtins.eval"])
+def _hidden_in_a_tensor_rebuild(inner):
+    """``torch._utils._rebuild_tensor_v2(<inner>, ...)``, pickled under torch's names without
+    torch: the payload sits in the arguments of the call that rebuilds a tensor."""
+    import types
+
+    def _rebuild_tensor_v2(*args):  # pragma: no cover - only its name is pickled
+        return args
+
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    module = types.ModuleType("torch._utils")
+    module._rebuild_tensor_v2 = _rebuild_tensor_v2
+    sys.modules.setdefault("torch", types.ModuleType("torch"))
+    sys.modules["torch._utils"] = module
+
+    class Rebuild:
+        def __reduce__(self):
+            return (_rebuild_tensor_v2, (inner, 0, (2,), (1,), False))
+
+    return Rebuild()
+
+
+@pytest.mark.parametrize("kind", ["os.system", "posix.system", "builtins.eval", "rebuild"])
 def test_malicious_pickle_is_refused_and_not_executed(tmp_path, kind):
     marker = tmp_path / "executed"
-    if kind == "os.system":
+    if kind in ("os.system", "rebuild"):
         payload = _Evil(os.system, f"touch {marker}")
         expected = f"{os.system.__module__}.system"  # posix.system on Linux
+    elif kind == "posix.system":
+        import posix
+
+        payload = _Evil(posix.system, f"touch {marker}")
+        expected = "posix.system"
     else:
         payload = _Evil(builtins.eval, f"open({str(marker)!r}, 'w').close()")
         expected = "builtins.eval"
+    if kind == "rebuild":
+        payload = _hidden_in_a_tensor_rebuild(payload)
     path = tmp_path / "pytorch_model.bin"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("archive/data.pkl", pickle.dumps({"w": payload}, protocol=2))
