@@ -14,7 +14,7 @@ import pytest
 from mlx.utils import tree_flatten
 
 import mlxbert_core as mb
-from mlxbert_core._private import quantized_linear
+import mlxbert_quant
 from mlxbert_core.loading import WeightMismatchError
 from mlxbert_core.outputs import EncoderOutput, SequenceClassifierOutput
 from mlxbert_core.registry import Architecture, register_architecture
@@ -207,7 +207,7 @@ def test_quantized_folder(tmp_path):
         "embeddings": {"bits": 8, "group_size": 64, "mode": "affine"},
     }
     nn.quantize(model, class_predicate=lambda path, m: layers.get(path, False))
-    quantized_linear.install_fast_products(model)  # the product the loaded model uses
+    mlxbert_quant.install_fast_products(model)  # the product the loaded model uses
     assert isinstance(model.proj, nn.QuantizedLinear)
     expected = model(IDS).last_hidden_state
     folder = tmp_path / "q"
@@ -226,7 +226,7 @@ def test_quantized_folder(tmp_path):
     assert isinstance(loaded.proj, nn.QuantizedLinear) and loaded.proj.bits == 4
     assert loaded.proj.group_size == 32
     # With the many-row fast product (MLX's CPU quantized kernel is a plain loop).
-    assert type(loaded.proj) is quantized_linear.QuantizedLinear
+    assert type(loaded.proj) is mlxbert_quant.QuantizedLinear
     assert isinstance(loaded.embeddings, nn.QuantizedEmbedding) and loaded.embeddings.bits == 8
     np.testing.assert_array_equal(np.array(loaded(IDS).last_hidden_state), np.array(expected))
 

@@ -19,10 +19,10 @@ from mlxbert_core._private.hub import (
     TORCH_PATTERNS,
     resolve_folder,
 )
-from mlxbert_core._private.quantized_linear import install_fast_products
 from mlxbert_core.checkpoints import WEIGHT_FILES, load_weights
 from mlxbert_core.presets import missing_plugin, resolve_model_source
 from mlxbert_core.registry import TASKS, Architecture, resolve_architecture
+from mlxbert_quant import install_fast_products
 
 __all__ = ["WeightMismatchError", "from_pretrained", "parse_dtype", "read_config"]
 
