@@ -21,6 +21,7 @@ from mlxbert_core.checkpoints import (  # noqa: E402
 )
 from mlxbert_core.classifier_layout import ClassifierLayout  # noqa: E402
 from mlxbert_core.embed import embed  # noqa: E402
+from mlxbert_core.encoder import Encoder, EncoderBase, find_encoder  # noqa: E402
 from mlxbert_core.loading import WeightMismatchError, from_pretrained  # noqa: E402
 from mlxbert_core.models import (  # noqa: E402
     BertForMaskedLM,
@@ -73,6 +74,8 @@ __all__ = [
     "BertModelArgs",
     "CheckpointError",
     "ClassifierLayout",
+    "Encoder",
+    "EncoderBase",
     "EncoderOutput",
     "MaskedLMOutput",
     "ModelPreset",
@@ -92,6 +95,7 @@ __all__ = [
     "available_architectures",
     "cls_pooling",
     "embed",
+    "find_encoder",
     "from_pretrained",
     "get_preset",
     "load_tokenizer",

@@ -20,6 +20,7 @@ from mlxbert_core._private.hub import (
     resolve_folder,
 )
 from mlxbert_core.checkpoints import WEIGHT_FILES, load_weights
+from mlxbert_core.encoder import find_encoder
 from mlxbert_core.presets import missing_plugin, resolve_model_source
 from mlxbert_core.registry import TASKS, Architecture, resolve_architecture
 from mlxbert_quant import install_fast_products
@@ -192,11 +193,14 @@ def _check_and_load(
 def _finish(model: nn.Module, folder: Path, config: dict[str, Any], notes: list[str]) -> nn.Module:
     model.eval()
     # Models keep their own parsed config (a dataclass) as ``config``; the raw dict is
-    # attached too. object.__setattr__ keeps plain data out of the module's parameter tree.
+    # attached too, to the model and to the encoder inside a task model. object.__setattr__
+    # keeps plain data out of the module's parameter tree.
     if getattr(model, "config", None) is None:
         object.__setattr__(model, "config", config)
-    object.__setattr__(model, "config_dict", config)
-    object.__setattr__(model, "name_or_path", str(folder))
+    encoder = find_encoder(model)
+    for target in (model,) if encoder is None or encoder is model else (model, encoder):
+        object.__setattr__(target, "config_dict", config)
+        object.__setattr__(target, "name_or_path", str(folder))
     object.__setattr__(model, "load_notes", list(notes))
     return model
 

@@ -15,6 +15,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from mlxbert_core.encoder import find_encoder
 from mlxbert_core.models import _cpu_math
 
 
@@ -476,11 +477,17 @@ def summarize_keys(keys: list[str], limit: int = 3) -> str:
     return shown + (", ..." if len(stems) > limit else "")
 
 
-def build_for_task(task: str, args: Any, classes: dict[str, type[nn.Module]]) -> nn.Module:
+def build_for_task(
+    task: str, args: Any, classes: dict[str, type[nn.Module]], config: dict[str, Any]
+) -> nn.Module:
     """Instantiate the model class registered for ``task`` (encoder, masked_lm,
-    sequence_classification) in eval mode, as transformers returns loaded models."""
+    sequence_classification) in eval mode, as transformers returns loaded models; its encoder
+    keeps ``config`` (the ``config.json`` it was built from) as ``config_dict``."""
     if task not in classes:
         raise ValueError(f"unknown task {task!r}; expected {', '.join(classes)}")
     model = classes[task](args)
     model.eval()
+    encoder = find_encoder(model)
+    if encoder is not None:
+        encoder.config_dict = config
     return model

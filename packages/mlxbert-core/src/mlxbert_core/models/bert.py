@@ -15,6 +15,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..classifier_layout import ClassifierLayout
+from ..encoder import EncoderBase
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
 from ..presets import ModelPreset
 from ..registry import Architecture
@@ -35,6 +36,9 @@ from ._layers import (
     validate_inputs,
 )
 from .embedding import Embedding
+
+#: The registry name of BERT (its ``model_type``).
+NAME = "bert"
 
 
 @dataclass
@@ -206,12 +210,15 @@ class BertPooler(nn.Module):
         return mx.tanh(self.dense(hidden[:, 0]))
 
 
-class BertModel(nn.Module, CompiledForward):
+class BertModel(EncoderBase, nn.Module, CompiledForward):
     """The bare BERT encoder (``BertModel``): embeddings, post-norm layers, optional pooler.
 
     ``hidden_states`` = (embedding output, output of each layer); the last entry equals
     ``last_hidden_state``. ``pooler_output`` = tanh(dense(h[:, 0])) or None without a pooler.
+    An :class:`~mlxbert_core.Encoder`.
     """
+
+    architecture = NAME
 
     def __init__(self, args: BertModelArgs, add_pooling_layer: bool = True):
         super().__init__()
@@ -224,6 +231,14 @@ class BertModel(nn.Module, CompiledForward):
     @property
     def hidden_size(self) -> int:
         return self.config.hidden_size
+
+    @property
+    def max_positions(self) -> int:
+        return self.config.max_position_embeddings
+
+    @property
+    def layers(self) -> list[BertLayer]:
+        return self.encoder.layer
 
     @property
     def num_layers(self) -> int:
@@ -254,7 +269,7 @@ class BertModel(nn.Module, CompiledForward):
             attention_mask,
             token_type_ids,
             vocab_size=args.vocab_size,
-            max_positions=args.max_position_embeddings,
+            max_positions=self.max_positions,
             max_positions_name="max_position_embeddings",
             type_vocab_size=args.type_vocab_size,
             drop_full_mask=True,
@@ -269,7 +284,7 @@ class BertModel(nn.Module, CompiledForward):
         x = self.embeddings(input_ids, token_type_ids)
         hidden_states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
-        for layer in self.encoder.layer:
+        for layer in self.layers:
             x, probs = layer(x, mask, output_attentions)
             if hidden_states is not None:
                 hidden_states.append(x)
@@ -289,7 +304,7 @@ class BertModel(nn.Module, CompiledForward):
         """(last_hidden_state, [pooler_output]): the traced body of the compiled forward."""
         mask = key_padding_mask(token_mask(attention_mask))
         x = self.embeddings(input_ids, token_type_ids)
-        for layer in self.encoder.layer:
+        for layer in self.layers:
             x, _ = layer(x, mask)
         return (x, self.pooler(x)) if self.has_pooler else (x,)
 
@@ -474,7 +489,7 @@ def build(config: dict[str, Any], task: str) -> nn.Module:
         "masked_lm": BertForMaskedLM,
         "sequence_classification": BertForSequenceClassification,
     }
-    return build_for_task(task, BertModelArgs.from_dict(config), classes)
+    return build_for_task(task, BertModelArgs.from_dict(config), classes, config)
 
 
 def _minilm_local_files() -> str | None:
@@ -520,7 +535,7 @@ CLASSIFIER = ClassifierLayout(
 )
 
 ARCHITECTURE = Architecture(
-    name="bert",
+    name=NAME,
     build=build,
     sanitize=sanitize,
     description="BERT encoders (BERT, MiniLM, ...): post-norm, absolute positions, token types",

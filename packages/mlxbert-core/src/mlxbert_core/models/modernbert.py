@@ -16,6 +16,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..classifier_layout import ClassifierLayout
+from ..encoder import EncoderBase
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
 from ..presets import ModelPreset
 from ..registry import Architecture
@@ -38,6 +39,9 @@ from ._layers import (
 from .embedding import Embedding
 
 GLOBAL, LOCAL = "full_attention", "sliding_attention"
+
+#: The registry name of ModernBERT (its ``model_type``).
+NAME = "modernbert"
 
 
 @dataclass
@@ -215,24 +219,38 @@ class ModernBertEncoderLayer(nn.Module):
         return x + self.mlp(self.mlp_norm(x)), probs
 
 
-class ModernBertModel(nn.Module, CompiledForward):
+class ModernBertModel(EncoderBase, nn.Module, CompiledForward):
     """The bare ModernBERT encoder (``ModernBertModel``).
 
     ``hidden_states`` follows transformers 5.x: (embedding output, output of layers
     0 .. L-2, ``last_hidden_state``), i.e. the last entry is the final-normed output. The raw
-    output of the last layer is available from :meth:`encode_layers`. No pooler.
+    output of the last layer is available from :meth:`encode_layers`. No pooler. An
+    :class:`~mlxbert_core.Encoder`.
     """
+
+    architecture = NAME
 
     def __init__(self, args: ModernBertModelArgs):
         super().__init__()
         self.config = args
         self.embeddings = ModernBertEmbeddings(args)
-        self.layers = [ModernBertEncoderLayer(args, i) for i in range(args.num_hidden_layers)]
+        # Stored as the child "layers" (its checkpoint prefix) and read through the property
+        # below, which Encoder's isinstance check can see (it looks attributes up statically
+        # from Python 3.12 on, and module children are dict entries, not attributes).
+        self["layers"] = [ModernBertEncoderLayer(args, i) for i in range(args.num_hidden_layers)]
         self.final_norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
+
+    @property
+    def layers(self) -> list[ModernBertEncoderLayer]:
+        return self["layers"]
 
     @property
     def hidden_size(self) -> int:
         return self.config.hidden_size
+
+    @property
+    def max_positions(self) -> int:
+        return self.config.max_position_embeddings
 
     @property
     def num_layers(self) -> int:
@@ -253,7 +271,7 @@ class ModernBertModel(nn.Module, CompiledForward):
             input_ids,
             attention_mask,
             vocab_size=args.vocab_size,
-            max_positions=args.max_position_embeddings,
+            max_positions=self.max_positions,
             max_positions_name="max_position_embeddings",
             drop_full_mask=True,
         )
@@ -308,7 +326,7 @@ class ModernBertModel(nn.Module, CompiledForward):
                 input_ids,
                 attention_mask,
                 vocab_size=args.vocab_size,
-                max_positions=args.max_position_embeddings,
+                max_positions=self.max_positions,
                 max_positions_name="max_position_embeddings",
                 drop_full_mask=True,
                 check_device_values=self._check_mx_inputs,
@@ -499,7 +517,7 @@ def build(config: dict[str, Any], task: str) -> nn.Module:
         "masked_lm": ModernBertForMaskedLM,
         "sequence_classification": ModernBertForSequenceClassification,
     }
-    return build_for_task(task, ModernBertModelArgs.from_dict(config), classes)
+    return build_for_task(task, ModernBertModelArgs.from_dict(config), classes, config)
 
 
 PRESETS = (
@@ -544,7 +562,7 @@ CLASSIFIER = ClassifierLayout(
 )
 
 ARCHITECTURE = Architecture(
-    name="modernbert",
+    name=NAME,
     build=build,
     sanitize=sanitize,
     description="ModernBERT: pre-norm, RoPE, alternating global / sliding-window attention, GeGLU",

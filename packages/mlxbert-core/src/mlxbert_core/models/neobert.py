@@ -14,6 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..classifier_layout import ClassifierLayout
+from ..encoder import EncoderBase
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
 from ..presets import ModelPreset
 from ..registry import Architecture
@@ -31,6 +32,9 @@ from ._layers import (
     validate_inputs,
 )
 from .embedding import Embedding
+
+#: The registry name of NeoBERT (its ``model_type``).
+NAME = "neobert"
 
 
 @dataclass
@@ -145,15 +149,18 @@ class EncoderBlock(nn.Module):
         return x + self.ffn(self.ffn_norm(x)), probs
 
 
-class NeoBERT(nn.Module, CompiledForward):
+class NeoBERT(EncoderBase, nn.Module, CompiledForward):
     """The bare NeoBERT encoder.
 
     ``hidden_states`` follows the hub NeoBERT convention, which differs from BERT's: one
     entry per layer, each the layer output *before* the final ``layer_norm``, and no
     embedding entry (the embedding lookup is ``model.encoder(input_ids)``). No pooler.
     ``output_attentions`` returns correctly masked softmax probabilities (the hub code's
-    attentions path multiplies scores by the mask instead, so it has no reference here).
+    attentions path multiplies scores by the mask instead, so it has no reference here). An
+    :class:`~mlxbert_core.Encoder`.
     """
+
+    architecture = NAME
 
     def __init__(self, args: NeoBertModelArgs):
         super().__init__()
@@ -165,6 +172,14 @@ class NeoBERT(nn.Module, CompiledForward):
     @property
     def hidden_size(self) -> int:
         return self.config.hidden_size
+
+    @property
+    def max_positions(self) -> int:
+        return self.config.max_length
+
+    @property
+    def layers(self) -> list[EncoderBlock]:
+        return self.transformer_encoder
 
     @property
     def num_layers(self) -> int:
@@ -186,7 +201,7 @@ class NeoBERT(nn.Module, CompiledForward):
             input_ids,
             attention_mask,
             vocab_size=args.vocab_size,
-            max_positions=args.max_length,
+            max_positions=self.max_positions,
             max_positions_name="max_length",
             drop_full_mask=True,
             check_device_values=self._check_device_values(plain),
@@ -198,7 +213,7 @@ class NeoBERT(nn.Module, CompiledForward):
         x = self.encoder(input_ids)
         hidden_states = [] if output_hidden_states else None
         attentions = [] if output_attentions else None
-        for layer in self.transformer_encoder:
+        for layer in self.layers:
             x, probs = layer(x, mask, output_attentions)
             if hidden_states is not None:
                 hidden_states.append(x)
@@ -216,7 +231,7 @@ class NeoBERT(nn.Module, CompiledForward):
         """(last_hidden_state,): the traced body of the compiled forward."""
         mask = key_padding_mask(token_mask(attention_mask))
         x = self.encoder(input_ids)
-        for layer in self.transformer_encoder:
+        for layer in self.layers:
             x, _ = layer(x, mask)
         return (self.layer_norm(x),)
 
@@ -332,7 +347,7 @@ def build(config: dict[str, Any], task: str) -> nn.Module:
         "masked_lm": NeoBERTLMHead,
         "sequence_classification": NeoBERTForSequenceClassification,
     }
-    return build_for_task(task, NeoBertModelArgs.from_dict(config), classes)
+    return build_for_task(task, NeoBertModelArgs.from_dict(config), classes, config)
 
 
 PRESETS = (
@@ -353,7 +368,7 @@ CLASSIFIER = ClassifierLayout(
 )
 
 ARCHITECTURE = Architecture(
-    name="neobert",
+    name=NAME,
     build=build,
     sanitize=sanitize,
     description="NeoBERT: pre-RMSNorm, RoPE (adjacent pairs), per-head qkv, SwiGLU",
