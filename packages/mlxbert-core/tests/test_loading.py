@@ -301,3 +301,21 @@ def test_bf16_dtype_on_real_bert(fixtures_dir):
     real = io["attention_mask"] == 1
     assert np.isfinite(hidden).all()
     assert np.abs(hidden[real] - io["last_hidden_state"][real]).max() < 0.25
+
+
+def test_load_weights_strict_for_plugins():
+    model = TinyEncoder(_config())
+    weights = {k: v.astype(mx.bfloat16) for k, v in tree_flatten(model.parameters())}
+    kept = weights.pop("proj.bias")
+    with pytest.raises(WeightMismatchError, match=r"missing \(1\): proj\.bias\ncheck the config"):
+        mb.load_weights_strict(model, dict(weights), source="file.pt", hint="check the config")
+    mb.load_weights_strict(model, weights, allow_missing={"proj.bias"}, dtype=mx.float16)
+    assert {v.dtype for _, v in tree_flatten(model.parameters())} == {mx.float16}
+    assert kept.shape == model.proj.bias.shape
+
+
+def test_one_dtype_parser():
+    assert mb.parse_dtype("bf16") is mb.parse_dtype(mx.bfloat16) is mx.bfloat16
+    assert mb.parse_dtype(None) is None
+    with pytest.raises(ValueError, match="floating"):
+        mb.parse_dtype(mx.int32)

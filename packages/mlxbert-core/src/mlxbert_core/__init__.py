@@ -20,6 +20,7 @@ from mlxbert_core.checkpoints import (  # noqa: E402
     load_weights,
 )
 from mlxbert_core.classifier_layout import ClassifierLayout  # noqa: E402
+from mlxbert_core.dtypes import parse_dtype  # noqa: E402
 from mlxbert_core.embed import embed  # noqa: E402
 from mlxbert_core.encoder import Encoder, EncoderBase, find_encoder  # noqa: E402
 from mlxbert_core.loading import WeightMismatchError, from_pretrained  # noqa: E402
@@ -58,6 +59,7 @@ from mlxbert_core.registry import (  # noqa: E402
 )
 from mlxbert_core.runtime import runtime_info, set_device  # noqa: E402
 from mlxbert_core.tokenizer import Tokenizer, load_tokenizer  # noqa: E402
+from mlxbert_core.weights import load_weights_strict  # noqa: E402
 
 _runtime.apply_env_device()
 _runtime.configure_cpu_buffer_cache()
@@ -101,9 +103,11 @@ __all__ = [
     "load_tokenizer",
     "load_torch_checkpoint",
     "load_weights",
+    "load_weights_strict",
     "max_pooling",
     "mean_pooling",
     "normalize",
+    "parse_dtype",
     "pool",
     "register_architecture",
     "resolve_architecture",

@@ -30,18 +30,6 @@ from typing import Any
 import mlx.core as mx
 from mlx.utils import tree_map
 
-DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
-
-
-def resolve_dtype(name: str | mx.Dtype) -> mx.Dtype:
-    """``"bfloat16"`` -> ``mx.bfloat16`` (dtype objects pass through)."""
-    if isinstance(name, mx.Dtype):
-        return name
-    try:
-        return DTYPES[name]
-    except KeyError:
-        raise ValueError(f"Unknown compute dtype {name!r}: use one of {sorted(DTYPES)}") from None
-
 
 def cast_floating(tree: Any, dtype: mx.Dtype) -> Any:
     """Cast every floating-point array of ``tree`` to ``dtype`` (other arrays unchanged)."""
