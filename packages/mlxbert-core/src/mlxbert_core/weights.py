@@ -65,7 +65,7 @@ def load_weights_strict(
             lines.append(f"  unexpected ({len(unexpected)}): " + ", ".join(unexpected))
         for key in misshaped:
             lines.append(
-                f"  mis-shaped: {key}: checkpoint {tuple(weights[key].shape)}, "
+                f"  shape mismatch: {key}: checkpoint {tuple(weights[key].shape)}, "
                 f"model {tuple(shapes[key].shape)}"
             )
         if hint:

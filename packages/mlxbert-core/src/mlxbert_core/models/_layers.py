@@ -453,15 +453,6 @@ def merge_heads(x: mx.array) -> mx.array:
     return x.transpose(0, 2, 1, 3).reshape(b, s, h * d)
 
 
-def masked_mean(hidden: mx.array, tokens: mx.array | None) -> mx.array:
-    """Mean over real tokens of [B, S, H] (plain mean without a mask)."""
-    if tokens is None:
-        return hidden.mean(axis=1)
-    weights = tokens.astype(hidden.dtype)[..., None]
-    count = mx.maximum(weights.sum(axis=1), 1)
-    return (hidden * weights).sum(axis=1) / count
-
-
 def strip_prefix(key: str, prefix: str) -> str:
     return key[len(prefix) :] if key.startswith(prefix) else key
 

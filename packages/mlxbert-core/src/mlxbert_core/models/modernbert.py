@@ -18,6 +18,7 @@ import mlx.nn as nn
 from ..classifier_layout import ClassifierLayout
 from ..encoder import EncoderBase
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
+from ..pooling import mean_pooling
 from ..presets import ModelPreset
 from ..registry import Architecture
 from ._layers import (
@@ -26,7 +27,6 @@ from ._layers import (
     build_for_task,
     get_activation,
     key_padding_mask,
-    masked_mean,
     merge_heads,
     num_labels_from_config,
     require_positive,
@@ -454,7 +454,7 @@ class ModernBertForSequenceClassification(nn.Module):
                 if attention_mask is None
                 else token_mask(to_mx(attention_mask, "attention_mask"))
             )
-            pooled = masked_mean(h, mask)
+            pooled = mean_pooling(h, mask)
         else:
             pooled = h[:, 0]
         pooled = self.head(pooled)

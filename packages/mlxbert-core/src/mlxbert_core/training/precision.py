@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 import mlx.core as mx
-from mlx.utils import tree_map
+from mlx.utils import tree_flatten, tree_map
 
 
 def cast_floating(tree: Any, dtype: mx.Dtype) -> Any:
@@ -51,8 +51,6 @@ def all_finite(tree: Any) -> mx.array:
 
 
 def _leaves(tree: Any) -> list[mx.array]:
-    from mlx.utils import tree_flatten
-
     return [v for _, v in tree_flatten(tree) if isinstance(v, mx.array)]
 
 
