@@ -14,13 +14,17 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from mlxbert_core.encoder import EncoderBase
 from mlxbert_core.models import Embedding
 from mlxbert_core.outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
+from mlxbert_core.pooling import mean_pooling
 
 from .config import M2BertConfig
 from .mixer import MonarchMixerSequenceMixing
 from .mlp import GatedLinearUnitMLP
 
+#: The registry name of M2-BERT (its configs say ``model_type: bert``).
+NAME = "m2_bert"
 CLS_TOKEN_ID = 101  # bert-base-uncased [CLS], what sequence-token planting writes
 PLANTING_STRIDE = 128
 
@@ -95,8 +99,7 @@ class M2Pooler(nn.Module):
 
     def __call__(self, x: mx.array, mask: mx.array) -> tuple[mx.array, mx.array]:
         if self.pool_all:
-            m = mask.astype(x.dtype)[..., None]
-            v = (x * m).sum(axis=1) / m.sum(axis=1)
+            v = mean_pooling(x, mask)
         elif self.planting:
             positions = planting_positions(x.shape[1])
             if not positions:
@@ -119,14 +122,17 @@ class M2Pooler(nn.Module):
         return mx.tanh(self.dense(v)), x
 
 
-class M2BertModel(nn.Module):
+class M2BertModel(EncoderBase, nn.Module):
     """The M2-BERT encoder (reference ``BertModel``); returns an :class:`EncoderOutput`.
 
     The attention mask is used only for pooling: the long convolutions see padding tokens, as
     in the reference, so pad inputs the way the checkpoint was trained (the reference pads
     every input to ``max_position_embeddings``). ``hidden_states`` holds the embedding output
-    then each layer's output; there are no attentions (``attentions`` is None).
+    then each layer's output; there are no attentions (``attentions`` is None). An
+    :class:`mlxbert_core.Encoder`.
     """
+
+    architecture = NAME
 
     def __init__(self, config: M2BertConfig, add_pooling_layer: bool = True):
         super().__init__()
@@ -137,15 +143,35 @@ class M2BertModel(nn.Module):
             self.pooler = M2Pooler(config)
 
     @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    @property
+    def max_positions(self) -> int:
+        return self.config.max_length
+
+    @property
+    def layers(self) -> list[M2Layer]:
+        return self.encoder.layer
+
+    @property
     def has_pooler(self) -> bool:
         return "pooler" in self
+
+    def remove_pooler(self) -> None:
+        """Drop the pooler (for checkpoints saved without one); pooler_output becomes None."""
+        if self.has_pooler:
+            self.pop("pooler")
+
+    def _default_config_dict(self) -> dict:
+        return self.config.to_dict()
 
     def _check_inputs(self, input_ids: mx.array) -> None:
         if input_ids.ndim != 2:
             raise ValueError(
                 f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}"
             )
-        length, limit = input_ids.shape[1], self.config.max_length
+        length, limit = input_ids.shape[1], self.max_positions
         if length > limit:
             raise ValueError(
                 f"input length {length} exceeds this M2-BERT model's maximum of {limit} tokens "
@@ -169,7 +195,7 @@ class M2BertModel(nn.Module):
             attention_mask = mx.ones(input_ids.shape, dtype=mx.int32)
         x = self.embeddings(input_ids, token_type_ids)
         hidden = [x]
-        for layer in self.encoder.layer:
+        for layer in self.layers:
             x = layer(x)
             hidden.append(x)
         pooled = None
