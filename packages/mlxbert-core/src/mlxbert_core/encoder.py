@@ -31,7 +31,7 @@ from mlx.utils import tree_flatten
 
 from .outputs import EncoderOutput
 
-__all__ = ["Encoder", "EncoderBase", "find_encoder"]
+__all__ = ["BertLayout", "Encoder", "EncoderBase", "EncoderTaskModel", "find_encoder"]
 
 
 @runtime_checkable
@@ -77,17 +77,27 @@ _INFO_ATTRIBUTES = ("config_dict", "name_or_path")
 
 
 class EncoderBase:
-    """Mixin for encoder classes (listed before ``nn.Module`` among the bases): the
-    bookkeeping members of :class:`Encoder`.
+    """Mixin for encoder classes (listed before ``nn.Module`` among the bases): the members of
+    :class:`Encoder` that do not depend on the architecture. A subclass sets
+    ``architecture``, keeps its parsed config (a dataclass with ``hidden_size``) as
+    ``self.config`` and defines ``max_positions`` and ``layers``.
 
-    ``config_dict`` defaults to the config the encoder was built from (its parsed config
-    dataclass, ``self.config``, with ``model_type``) until a loader sets the ``config.json``
-    it read; ``name_or_path`` defaults to ``""``. Both are plain attributes that never enter
-    the parameter tree (``nn.Module`` would store an assigned dict as a child).
+    ``config_dict`` defaults to the config the encoder was built from (``self.config`` with
+    ``model_type``) until a loader sets the ``config.json`` it read; ``name_or_path``
+    defaults to ``""``. Both are plain attributes that never enter the parameter tree
+    (``nn.Module`` would store an assigned dict as a child).
     """
 
     #: The architecture's registry name; each encoder class sets it.
     architecture: ClassVar[str] = ""
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
 
     def __setattr__(self, key: str, value: Any) -> None:
         if key in _INFO_ATTRIBUTES:
@@ -115,6 +125,48 @@ class EncoderBase:
     def _default_config_dict(self) -> dict[str, Any]:
         """``config.json`` for an encoder built directly from its config dataclass."""
         return {"model_type": self.architecture, **dataclasses.asdict(self.config)}
+
+
+class BertLayout:
+    """Mixin for encoders laid out as transformers' ``BertModel`` (M2-BERT's is too): their
+    layers are ``encoder.layer`` and their pooler an optional child named ``pooler``."""
+
+    @property
+    def layers(self) -> list[nn.Module]:
+        return self.encoder.layer
+
+    @property
+    def has_pooler(self) -> bool:
+        return "pooler" in self
+
+    def remove_pooler(self) -> None:
+        """Drop the pooler (for checkpoints saved without one); pooler_output becomes None."""
+        if self.has_pooler:
+            self.pop("pooler")
+
+
+class EncoderTaskModel(nn.Module):
+    """Base of the reference task models (``*ForMaskedLM``, ``*ForSequenceClassification``):
+    an encoder's calling convention, once. A subclass keeps its encoder under the checkpoint's
+    name (``encoder_attr``: ``"bert"``, ``"model"``) and turns the encoder's output into its
+    own in :meth:`task_output`."""
+
+    encoder_attr: ClassVar[str] = "bert"
+
+    def __call__(
+        self,
+        input_ids: mx.array,
+        attention_mask: mx.array | None = None,
+        token_type_ids: mx.array | None = None,
+        **output_flags: bool,
+    ) -> Any:
+        """``output_flags``: the encoder's ``output_hidden_states`` / ``output_attentions``."""
+        out = self[self.encoder_attr](input_ids, attention_mask, token_type_ids, **output_flags)
+        return self.task_output(out, attention_mask)
+
+    def task_output(self, out: EncoderOutput, attention_mask: mx.array | None) -> Any:
+        """The task's output from the encoder's (``attention_mask`` as given to the call)."""
+        raise NotImplementedError
 
 
 def _child_modules(module: nn.Module) -> list[nn.Module]:

@@ -14,7 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from mlxbert_core.encoder import EncoderBase
+from mlxbert_core.encoder import BertLayout, EncoderBase, EncoderTaskModel
 from mlxbert_core.models import Embedding
 from mlxbert_core.outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
 from mlxbert_core.pooling import mean_pooling
@@ -122,7 +122,7 @@ class M2Pooler(nn.Module):
         return mx.tanh(self.dense(v)), x
 
 
-class M2BertModel(EncoderBase, nn.Module):
+class M2BertModel(EncoderBase, BertLayout, nn.Module):
     """The M2-BERT encoder (reference ``BertModel``); returns an :class:`EncoderOutput`.
 
     The attention mask is used only for pooling: the long convolutions see padding tokens, as
@@ -143,25 +143,8 @@ class M2BertModel(EncoderBase, nn.Module):
             self.pooler = M2Pooler(config)
 
     @property
-    def hidden_size(self) -> int:
-        return self.config.hidden_size
-
-    @property
     def max_positions(self) -> int:
         return self.config.max_length
-
-    @property
-    def layers(self) -> list[M2Layer]:
-        return self.encoder.layer
-
-    @property
-    def has_pooler(self) -> bool:
-        return "pooler" in self
-
-    def remove_pooler(self) -> None:
-        """Drop the pooler (for checkpoints saved without one); pooler_output becomes None."""
-        if self.has_pooler:
-            self.pop("pooler")
 
     def _default_config_dict(self) -> dict:
         return self.config.to_dict()
@@ -218,7 +201,7 @@ def plant_sequence_tokens(input_ids: mx.array) -> mx.array:
     return mx.where(mx.array(column), mx.array(CLS_TOKEN_ID, input_ids.dtype), input_ids)
 
 
-class M2BertForSequenceClassification(nn.Module):
+class M2BertForSequenceClassification(EncoderTaskModel):
     """Encoder + dropout + linear classifier (reference ``BertForSequenceClassification``).
 
     ``num_labels == 1`` is regression. The output also carries ``last_hidden_state`` and
@@ -240,18 +223,15 @@ class M2BertForSequenceClassification(nn.Module):
         input_ids: mx.array,
         attention_mask: mx.array | None = None,
         token_type_ids: mx.array | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        **output_flags: bool,
     ) -> M2SequenceClassifierOutput:
         if self.config.sequence_token_planting:
             input_ids = plant_sequence_tokens(input_ids)
-        out = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            output_hidden_states=output_hidden_states,
-        )
+        return super().__call__(input_ids, attention_mask, token_type_ids, **output_flags)
+
+    def task_output(
+        self, out: EncoderOutput, attention_mask: mx.array | None
+    ) -> M2SequenceClassifierOutput:
         x = out.last_hidden_state
         features = x[:, 0] if self.config.use_cls_token else out.pooler_output
         logits = self.classifier(self.dropout(features))
@@ -299,7 +279,7 @@ class _OnlyMLMHead(nn.Module):
         self.predictions = _LMPredictionHead(config)
 
 
-class M2BertForMaskedLM(nn.Module):
+class M2BertForMaskedLM(EncoderTaskModel):
     """Encoder (no pooler) + MLM head ``cls.predictions.*`` (reference ``BertForMaskedLM``).
 
     The decoder weight is the word-embedding matrix (tied, as in the reference); a checkpoint's
@@ -312,18 +292,7 @@ class M2BertForMaskedLM(nn.Module):
         self.bert = M2BertModel(config, add_pooling_layer=False)
         self.cls = _OnlyMLMHead(config)
 
-    def __call__(
-        self,
-        input_ids: mx.array,
-        attention_mask: mx.array | None = None,
-        token_type_ids: mx.array | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MaskedLMOutput:
-        out = self.bert(
-            input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states
-        )
+    def task_output(self, out: EncoderOutput, attention_mask: mx.array | None) -> MaskedLMOutput:
         head = self.cls.predictions
         h = head.transform(out.last_hidden_state)
         logits = self.bert.embeddings.word_embeddings.as_linear(h) + head.decoder.bias

@@ -468,6 +468,11 @@ def summarize_keys(keys: list[str], limit: int = 3) -> str:
     return shown + (", ..." if len(stems) > limit else "")
 
 
+def ignored_heads_notes(keys: list[str]) -> list[str]:
+    """The load note for checkpoint task-head weights the model does not use (none if none)."""
+    return [f"ignored {len(keys)} task-head weights ({summarize_keys(keys)})"] if keys else []
+
+
 def build_for_task(
     task: str, args: Any, classes: dict[str, type[nn.Module]], config: dict[str, Any]
 ) -> nn.Module:
@@ -482,3 +487,16 @@ def build_for_task(
     if encoder is not None:
         encoder.config_dict = config
     return model
+
+
+def task_builder(
+    args_type: Any, **classes: type[nn.Module]
+) -> Callable[[dict[str, Any], str], nn.Module]:
+    """An architecture's ``build(config, task)``: ``args_type.from_dict(config)`` given to the
+    class registered for ``task`` (``encoder=``, ``masked_lm=``, ``sequence_classification=``),
+    through :func:`build_for_task`."""
+
+    def build(config: dict[str, Any], task: str) -> nn.Module:
+        return build_for_task(task, args_type.from_dict(config), classes, config)
+
+    return build

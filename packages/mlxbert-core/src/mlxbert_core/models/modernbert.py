@@ -16,7 +16,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..classifier_layout import ClassifierLayout
-from ..encoder import EncoderBase
+from ..encoder import EncoderBase, EncoderTaskModel
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
 from ..pooling import mean_pooling
 from ..presets import ModelPreset
@@ -24,14 +24,14 @@ from ..registry import Architecture
 from ._layers import (
     CompiledForward,
     attention,
-    build_for_task,
     get_activation,
+    ignored_heads_notes,
     key_padding_mask,
     merge_heads,
     num_labels_from_config,
     require_positive,
     sliding_window_mask,
-    summarize_keys,
+    task_builder,
     to_mx,
     token_mask,
     validate_inputs,
@@ -245,16 +245,8 @@ class ModernBertModel(EncoderBase, nn.Module, CompiledForward):
         return self["layers"]
 
     @property
-    def hidden_size(self) -> int:
-        return self.config.hidden_size
-
-    @property
     def max_positions(self) -> int:
         return self.config.max_position_embeddings
-
-    @property
-    def num_layers(self) -> int:
-        return self.config.num_hidden_layers
 
     def encode_layers(
         self,
@@ -382,9 +374,11 @@ class _TiedDecoder(nn.Module):
         return logits + self.bias if "bias" in self else logits
 
 
-class ModernBertForMaskedLM(nn.Module):
+class ModernBertForMaskedLM(EncoderTaskModel):
     """``ModernBertForMaskedLM``: logits = decoder(head(last_hidden_state)), decoder tied to
     the token embedding unless ``tie_word_embeddings`` is false."""
+
+    encoder_attr = "model"
 
     def __init__(self, args: ModernBertModelArgs):
         super().__init__()
@@ -396,21 +390,7 @@ class ModernBertForMaskedLM(nn.Module):
         else:
             self.decoder = nn.Linear(args.hidden_size, args.vocab_size, bias=args.decoder_bias)
 
-    def __call__(
-        self,
-        input_ids: mx.array,
-        attention_mask: mx.array | None = None,
-        token_type_ids: mx.array | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MaskedLMOutput:
-        out = self.model(
-            input_ids,
-            attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
+    def task_output(self, out: EncoderOutput, attention_mask: mx.array | None) -> MaskedLMOutput:
         h = self.head(out.last_hidden_state)
         if isinstance(self.decoder, _TiedDecoder):
             logits = self.decoder(h, self.model.embeddings.tok_embeddings)
@@ -419,9 +399,11 @@ class ModernBertForMaskedLM(nn.Module):
         return MaskedLMOutput(logits, out.hidden_states, out.attentions)
 
 
-class ModernBertForSequenceClassification(nn.Module):
+class ModernBertForSequenceClassification(EncoderTaskModel):
     """``ModernBertForSequenceClassification``: pool (``classifier_pooling`` cls | mean over
     real tokens), then head, dropout and ``classifier`` (which always has a bias)."""
+
+    encoder_attr = "model"
 
     def __init__(self, args: ModernBertModelArgs):
         super().__init__()
@@ -432,21 +414,9 @@ class ModernBertForSequenceClassification(nn.Module):
         self.drop = nn.Dropout(args.classifier_dropout)
         self.classifier = nn.Linear(args.hidden_size, args.num_labels)
 
-    def __call__(
-        self,
-        input_ids: mx.array,
-        attention_mask: mx.array | None = None,
-        token_type_ids: mx.array | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+    def task_output(
+        self, out: EncoderOutput, attention_mask: mx.array | None
     ) -> SequenceClassifierOutput:
-        out = self.model(
-            input_ids,
-            attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
         h = out.last_hidden_state
         if self.config.classifier_pooling == "mean":
             mask = (
@@ -504,20 +474,16 @@ def sanitize(
                 dropped_heads.append(key)
         else:
             out[key] = value  # not understood: the strict check will report it
-    if dropped_heads:
-        notes.append(
-            f"ignored {len(dropped_heads)} task-head weights ({summarize_keys(dropped_heads)})"
-        )
+    notes += ignored_heads_notes(dropped_heads)
     return out, notes
 
 
-def build(config: dict[str, Any], task: str) -> nn.Module:
-    classes = {
-        "encoder": ModernBertModel,
-        "masked_lm": ModernBertForMaskedLM,
-        "sequence_classification": ModernBertForSequenceClassification,
-    }
-    return build_for_task(task, ModernBertModelArgs.from_dict(config), classes, config)
+build = task_builder(
+    ModernBertModelArgs,
+    encoder=ModernBertModel,
+    masked_lm=ModernBertForMaskedLM,
+    sequence_classification=ModernBertForSequenceClassification,
+)
 
 
 PRESETS = (

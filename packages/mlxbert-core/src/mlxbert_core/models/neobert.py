@@ -14,20 +14,20 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..classifier_layout import ClassifierLayout
-from ..encoder import EncoderBase
+from ..encoder import EncoderBase, EncoderTaskModel
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
 from ..presets import ModelPreset
 from ..registry import Architecture
 from ._layers import (
     CompiledForward,
     attention,
-    build_for_task,
+    ignored_heads_notes,
     key_padding_mask,
     merge_heads,
     num_labels_from_config,
     require_positive,
     silu,
-    summarize_keys,
+    task_builder,
     token_mask,
     validate_inputs,
 )
@@ -170,20 +170,12 @@ class NeoBERT(EncoderBase, nn.Module, CompiledForward):
         self.layer_norm = nn.RMSNorm(args.hidden_size, eps=args.norm_eps)
 
     @property
-    def hidden_size(self) -> int:
-        return self.config.hidden_size
-
-    @property
     def max_positions(self) -> int:
         return self.config.max_length
 
     @property
     def layers(self) -> list[EncoderBlock]:
         return self.transformer_encoder
-
-    @property
-    def num_layers(self) -> int:
-        return self.config.num_hidden_layers
 
     def __call__(
         self,
@@ -236,8 +228,10 @@ class NeoBERT(EncoderBase, nn.Module, CompiledForward):
         return (self.layer_norm(x),)
 
 
-class NeoBERTLMHead(nn.Module):
+class NeoBERTLMHead(EncoderTaskModel):
     """``NeoBERTLMHead``: logits = decoder(last_hidden_state), decoder untied with a bias."""
+
+    encoder_attr = "model"
 
     def __init__(self, args: NeoBertModelArgs):
         super().__init__()
@@ -245,27 +239,15 @@ class NeoBERTLMHead(nn.Module):
         self.model = NeoBERT(args)
         self.decoder = nn.Linear(args.hidden_size, args.vocab_size)
 
-    def __call__(
-        self,
-        input_ids: mx.array,
-        attention_mask: mx.array | None = None,
-        token_type_ids: mx.array | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MaskedLMOutput:
-        out = self.model(
-            input_ids,
-            attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
+    def task_output(self, out: EncoderOutput, attention_mask: mx.array | None) -> MaskedLMOutput:
         logits = self.decoder(out.last_hidden_state)
         return MaskedLMOutput(logits, out.hidden_states, out.attentions)
 
 
-class NeoBERTForSequenceClassification(nn.Module):
+class NeoBERTForSequenceClassification(EncoderTaskModel):
     """logits = classifier(dropout(tanh(dense(dropout(last_hidden_state[:, 0])))))."""
+
+    encoder_attr = "model"
 
     def __init__(self, args: NeoBertModelArgs):
         super().__init__()
@@ -276,21 +258,9 @@ class NeoBERTForSequenceClassification(nn.Module):
         self.dropout = nn.Dropout(args.classifier_dropout)
         self.classifier = nn.Linear(args.hidden_size, args.num_labels)
 
-    def __call__(
-        self,
-        input_ids: mx.array,
-        attention_mask: mx.array | None = None,
-        token_type_ids: mx.array | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+    def task_output(
+        self, out: EncoderOutput, attention_mask: mx.array | None
     ) -> SequenceClassifierOutput:
-        out = self.model(
-            input_ids,
-            attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
         pooled = mx.tanh(self.dense(self.dropout(out.last_hidden_state[:, 0])))
         logits = self.classifier(self.dropout(pooled))
         return SequenceClassifierOutput(logits, pooled, out.hidden_states, out.attentions)
@@ -334,20 +304,16 @@ def sanitize(
                 dropped_heads.append(key)
         else:
             out[key] = value  # not understood: the strict check will report it
-    if dropped_heads:
-        notes.append(
-            f"ignored {len(dropped_heads)} task-head weights ({summarize_keys(dropped_heads)})"
-        )
+    notes += ignored_heads_notes(dropped_heads)
     return out, notes
 
 
-def build(config: dict[str, Any], task: str) -> nn.Module:
-    classes = {
-        "encoder": NeoBERT,
-        "masked_lm": NeoBERTLMHead,
-        "sequence_classification": NeoBERTForSequenceClassification,
-    }
-    return build_for_task(task, NeoBertModelArgs.from_dict(config), classes, config)
+build = task_builder(
+    NeoBertModelArgs,
+    encoder=NeoBERT,
+    masked_lm=NeoBERTLMHead,
+    sequence_classification=NeoBERTForSequenceClassification,
+)
 
 
 PRESETS = (
