@@ -4,7 +4,6 @@ dtype, quantized folders, fresh heads, the hub cache, and the built-in architect
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import mlx.core as mx
@@ -236,26 +235,11 @@ def test_quantized_folder(tmp_path):
         mb.from_pretrained(folder)
 
 
-def _populate_hub_cache(cache: Path, repo_id: str, files: Path) -> Path:
-    """The huggingface_hub cache layout: models--org--name/{refs/main, snapshots/<sha>, blobs}."""
-    sha = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(sha)
-    (repo / "blobs").mkdir()
-    snapshot = repo / "snapshots" / sha
-    snapshot.mkdir(parents=True)
-    for item in files.iterdir():
-        if item.is_file() and item.name != "io.npz":
-            blob = repo / "blobs" / item.name  # real blobs are named by hash; any name works
-            shutil.copyfile(item, blob)
-            (snapshot / item.name).symlink_to(blob)
-    return snapshot
-
-
-def test_load_by_repo_id_from_hub_cache_offline(tmp_path, monkeypatch, fixtures_dir, tiny_rows):
+def test_load_by_repo_id_from_hub_cache_offline(
+    tmp_path, monkeypatch, fixtures_dir, tiny_rows, populate_hub_cache
+):
     cache = tmp_path / "hub"
-    snapshot = _populate_hub_cache(cache, "org/tiny-bert", fixtures_dir / "bert")
+    snapshot = populate_hub_cache(cache, "org/tiny-bert", fixtures_dir / "bert")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = mb.from_pretrained("org/tiny-bert", cache_dir=cache)
     tokenizer = mb.load_tokenizer("org/tiny-bert", cache_dir=cache)

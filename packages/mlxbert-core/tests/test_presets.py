@@ -5,7 +5,6 @@ tokenizer), by preset name or by the preset's hub id."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import mlx.core as mx
@@ -100,20 +99,11 @@ def test_a_preset_supplies_the_missing_config_and_the_tokenizer(preset, checkpoi
         mb.from_pretrained(checkpoint_only)
 
 
-def _populate_hub_cache(cache: Path, repo_id: str, files: Path) -> None:
-    sha = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(sha)
-    snapshot = repo / "snapshots" / sha
-    snapshot.mkdir(parents=True)
-    for item in files.iterdir():
-        shutil.copyfile(item, snapshot / item.name)
-
-
-def test_the_hub_id_of_a_preset_gets_its_settings(preset, checkpoint_only, tmp_path, monkeypatch):
+def test_the_hub_id_of_a_preset_gets_its_settings(
+    preset, checkpoint_only, tmp_path, monkeypatch, populate_hub_cache
+):
     cache = tmp_path / "hub"
-    _populate_hub_cache(cache, preset.hub_id, checkpoint_only)
+    populate_hub_cache(cache, preset.hub_id, checkpoint_only)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = mb.from_pretrained(preset.hub_id, cache_dir=cache)
     assert model.config_dict == CONFIG
