@@ -29,7 +29,7 @@ from mlxbert_core.presets import (
 )
 from mlxbert_core.registry import TASKS, Architecture, resolve_architecture
 from mlxbert_core.weights import WeightMismatchError, check_weights, load_weights_strict
-from mlxbert_quant import install_fast_products
+from mlxbert_quant import apply_quantization_config
 
 __all__ = ["WeightMismatchError", "from_pretrained", "parse_dtype", "read_config"]
 
@@ -95,36 +95,6 @@ def _with_num_labels(config: dict[str, Any], num_labels: int) -> dict[str, Any]:
         config["id2label"] = {str(i): f"LABEL_{i}" for i in range(num_labels)}
         config["label2id"] = {f"LABEL_{i}": i for i in range(num_labels)}
     return config
-
-
-def _quantize_skeleton(model: nn.Module, block: dict[str, Any], source: Path) -> None:
-    """Turn the float skeleton into the quantized layout a ``save_quantized`` folder holds."""
-    layers = block.get("layers")
-    if not isinstance(layers, dict) or not layers:
-        raise ValueError(f"{source}: the 'quantization' block has no 'layers' mapping")
-    defaults = {k: block[k] for k in ("bits", "group_size", "mode") if k in block}
-    done: set[str] = set()
-
-    def predicate(path: str, module: nn.Module):
-        settings = layers.get(path)
-        if settings is None:
-            return False
-        if not hasattr(module, "to_quantized"):
-            raise ValueError(f"{source}: quantized layer {path!r} is a {type(module).__name__}")
-        done.add(path)
-        return {
-            **defaults,
-            **{k: settings[k] for k in ("bits", "group_size", "mode") if k in settings},
-        }
-
-    nn.quantize(model, class_predicate=predicate)
-    install_fast_products(model)
-    missing = sorted(set(layers) - done)
-    if missing:
-        raise ValueError(
-            f"{source}: the 'quantization' block lists {len(missing)} layers the model does "
-            f"not have: {', '.join(missing[:10])}"
-        )
 
 
 def _head_prefixes(arch: Architecture) -> tuple[str, ...]:
@@ -253,7 +223,8 @@ def from_pretrained(
     model = arch.build(config, task)
     quant_block = config.get("quantization")
     if quant_block:
-        _quantize_skeleton(model, quant_block, folder / "config.json")
+        # mlxbert-quant's layers, with its fast product for many rows.
+        apply_quantization_config(model, config)
     weights = load_weights(folder)
     weights, notes = arch.sanitize(weights, model)
     notes = list(notes)

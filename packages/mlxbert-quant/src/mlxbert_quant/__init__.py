@@ -17,6 +17,7 @@ by mlxbert-lora's QLoRA.
 from ._private.convert import QuantizationPlan, dequantize, plan_quantization, quantize
 from ._private.io import (
     FORMAT,
+    apply_quantization_config,
     load_quantized,
     quantization_config,
     read_quantization_config,
@@ -42,6 +43,7 @@ __all__ = [
     "QuantizedLinear",
     "SizeRow",
     "__version__",
+    "apply_quantization_config",
     "dequantize",
     "dequantize_first",
     "install_fast_products",
