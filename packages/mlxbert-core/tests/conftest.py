@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import pickle
+import shutil
 import sys
 import types
 import zipfile
@@ -20,6 +21,9 @@ import numpy as np
 import pytest
 
 import mlxbert_core  # noqa: F401  (must come before mlx: loads OpenBLAS)
+
+# Test helper modules next to this file (reference_outputs) are importable by name.
+sys.path.insert(0, str(Path(__file__).parent))
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -79,6 +83,30 @@ def cache_env(tmp_path, monkeypatch) -> Path:
     cache = tmp_path / "mlxbert-cache"
     monkeypatch.setenv("MLXBERT_CACHE", str(cache))
     return cache
+
+
+def _populate_hub_cache(cache: Path, repo_id: str, files: Path) -> Path:
+    """The huggingface_hub cache layout: models--org--name/{refs/main, snapshots/<sha>, blobs}."""
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(sha)
+    (repo / "blobs").mkdir()
+    snapshot = repo / "snapshots" / sha
+    snapshot.mkdir(parents=True)
+    for item in files.iterdir():
+        if item.is_file() and item.name != "io.npz":
+            blob = repo / "blobs" / item.name  # real blobs are named by hash; any name works
+            shutil.copyfile(item, blob)
+            (snapshot / item.name).symlink_to(blob)
+    return snapshot
+
+
+@pytest.fixture
+def populate_hub_cache():
+    """``populate_hub_cache(cache, repo_id, folder) -> snapshot``: the folder's files (but
+    ``io.npz``) as a cached download of ``repo_id``, for offline loading by repo id."""
+    return _populate_hub_cache
 
 
 # -- writing torch.save-style archives by hand (no torch) ---------------------------------------

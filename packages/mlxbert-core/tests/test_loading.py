@@ -4,7 +4,6 @@ dtype, quantized folders, fresh heads, the hub cache, and the built-in architect
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import mlx.core as mx
@@ -14,7 +13,7 @@ import pytest
 from mlx.utils import tree_flatten
 
 import mlxbert_core as mb
-from mlxbert_core._private import quantized_linear
+import mlxbert_quant
 from mlxbert_core.loading import WeightMismatchError
 from mlxbert_core.outputs import EncoderOutput, SequenceClassifierOutput
 from mlxbert_core.registry import Architecture, register_architecture
@@ -207,7 +206,7 @@ def test_quantized_folder(tmp_path):
         "embeddings": {"bits": 8, "group_size": 64, "mode": "affine"},
     }
     nn.quantize(model, class_predicate=lambda path, m: layers.get(path, False))
-    quantized_linear.install_fast_products(model)  # the product the loaded model uses
+    mlxbert_quant.install_fast_products(model)  # the product the loaded model uses
     assert isinstance(model.proj, nn.QuantizedLinear)
     expected = model(IDS).last_hidden_state
     folder = tmp_path / "q"
@@ -226,7 +225,7 @@ def test_quantized_folder(tmp_path):
     assert isinstance(loaded.proj, nn.QuantizedLinear) and loaded.proj.bits == 4
     assert loaded.proj.group_size == 32
     # With the many-row fast product (MLX's CPU quantized kernel is a plain loop).
-    assert type(loaded.proj) is quantized_linear.QuantizedLinear
+    assert type(loaded.proj) is mlxbert_quant.QuantizedLinear
     assert isinstance(loaded.embeddings, nn.QuantizedEmbedding) and loaded.embeddings.bits == 8
     np.testing.assert_array_equal(np.array(loaded(IDS).last_hidden_state), np.array(expected))
 
@@ -236,26 +235,11 @@ def test_quantized_folder(tmp_path):
         mb.from_pretrained(folder)
 
 
-def _populate_hub_cache(cache: Path, repo_id: str, files: Path) -> Path:
-    """The huggingface_hub cache layout: models--org--name/{refs/main, snapshots/<sha>, blobs}."""
-    sha = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(sha)
-    (repo / "blobs").mkdir()
-    snapshot = repo / "snapshots" / sha
-    snapshot.mkdir(parents=True)
-    for item in files.iterdir():
-        if item.is_file() and item.name != "io.npz":
-            blob = repo / "blobs" / item.name  # real blobs are named by hash; any name works
-            shutil.copyfile(item, blob)
-            (snapshot / item.name).symlink_to(blob)
-    return snapshot
-
-
-def test_load_by_repo_id_from_hub_cache_offline(tmp_path, monkeypatch, fixtures_dir, tiny_rows):
+def test_load_by_repo_id_from_hub_cache_offline(
+    tmp_path, monkeypatch, fixtures_dir, tiny_rows, populate_hub_cache
+):
     cache = tmp_path / "hub"
-    snapshot = _populate_hub_cache(cache, "org/tiny-bert", fixtures_dir / "bert")
+    snapshot = populate_hub_cache(cache, "org/tiny-bert", fixtures_dir / "bert")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = mb.from_pretrained("org/tiny-bert", cache_dir=cache)
     tokenizer = mb.load_tokenizer("org/tiny-bert", cache_dir=cache)
@@ -301,3 +285,21 @@ def test_bf16_dtype_on_real_bert(fixtures_dir):
     real = io["attention_mask"] == 1
     assert np.isfinite(hidden).all()
     assert np.abs(hidden[real] - io["last_hidden_state"][real]).max() < 0.25
+
+
+def test_load_weights_strict_for_plugins():
+    model = TinyEncoder(_config())
+    weights = {k: v.astype(mx.bfloat16) for k, v in tree_flatten(model.parameters())}
+    kept = weights.pop("proj.bias")
+    with pytest.raises(WeightMismatchError, match=r"missing \(1\): proj\.bias\ncheck the config"):
+        mb.load_weights_strict(model, dict(weights), source="file.pt", hint="check the config")
+    mb.load_weights_strict(model, weights, allow_missing={"proj.bias"}, dtype=mx.float16)
+    assert {v.dtype for _, v in tree_flatten(model.parameters())} == {mx.float16}
+    assert kept.shape == model.proj.bias.shape
+
+
+def test_one_dtype_parser():
+    assert mb.parse_dtype("bf16") is mb.parse_dtype(mx.bfloat16) is mx.bfloat16
+    assert mb.parse_dtype(None) is None
+    with pytest.raises(ValueError, match="floating"):
+        mb.parse_dtype(mx.int32)

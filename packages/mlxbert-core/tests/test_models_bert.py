@@ -3,39 +3,23 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
 import pytest
+from reference_outputs import Reference
 
 from mlxbert_core.models import bert
 from mlxbert_core.registry import get_architecture
 
-FIXTURES = Path(__file__).parent / "fixtures" / "bert"
-IO = np.load(FIXTURES / "io.npz")
-REAL = IO["attention_mask"] == 1
-INPUTS = (IO["input_ids"], IO["attention_mask"], IO["token_type_ids"])
-
-
-def _config(sub: str = "") -> dict:
-    return json.loads((FIXTURES / sub / "config.json").read_text())
-
-
-def _load(task: str, sub: str = ""):
-    model = bert.build(_config(sub), task)
-    weights, notes = bert.sanitize(mx.load(str(FIXTURES / sub / "model.safetensors")), model)
-    model.load_weights(list(weights.items()), strict=True)
-    return model, notes
+REF = Reference(bert, "bert", ("input_ids", "attention_mask", "token_type_ids"))
+FIXTURES, IO, REAL, INPUTS = REF.folder, REF.io, REF.real, REF.inputs
+_config, _load, _max_err_real = REF.config, REF.load, REF.max_err_real
 
 
 @pytest.fixture(scope="module")
 def encoder():
     return _load("encoder")[0]
-
-
-def _max_err_real(actual: mx.array, expected: np.ndarray) -> float:
-    return float(np.abs(np.array(actual.astype(mx.float32)) - expected)[REAL].max())
 
 
 def test_encoder_matches_reference(encoder):

@@ -2,40 +2,22 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import mlx.core as mx
 import numpy as np
 import pytest
+from reference_outputs import Reference
 
 from mlxbert_core.models import modernbert
 from mlxbert_core.registry import get_architecture
 
-FIXTURES = Path(__file__).parent / "fixtures" / "modernbert"
-IO = np.load(FIXTURES / "io.npz")
-REAL = IO["attention_mask"] == 1
-INPUTS = (IO["input_ids"], IO["attention_mask"])
-
-
-def _config(sub: str = "") -> dict:
-    return json.loads((FIXTURES / sub / "config.json").read_text())
-
-
-def _load(task: str, sub: str = ""):
-    model = modernbert.build(_config(sub), task)
-    weights, notes = modernbert.sanitize(mx.load(str(FIXTURES / sub / "model.safetensors")), model)
-    model.load_weights(list(weights.items()), strict=True)
-    return model, notes
+REF = Reference(modernbert, "modernbert", ("input_ids", "attention_mask"))
+FIXTURES, IO, REAL, INPUTS = REF.folder, REF.io, REF.real, REF.inputs
+_config, _load, _max_err_real = REF.config, REF.load, REF.max_err_real
 
 
 @pytest.fixture(scope="module")
 def encoder():
     return _load("encoder")[0]
-
-
-def _max_err_real(actual: mx.array, expected: np.ndarray) -> float:
-    return float(np.abs(np.array(actual.astype(mx.float32)) - expected)[REAL].max())
 
 
 def test_encoder_matches_reference(encoder):

@@ -6,7 +6,6 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import pytest
-from mlx.utils import tree_flatten
 
 from mlxbert_lora import (
     LoraConfig,
@@ -110,99 +109,35 @@ def test_merge_of_float_base_reports_full_retention(make_model):
     assert all(not r.quantized_base and r.delta_retained == 1.0 for r in reports)
 
 
-# ----------------------------------------------------------------------------- large batches
-def test_qlora_base_layers_dequantize_first_for_many_rows(make_model, inputs, monkeypatch):
-    from mlxbert_lora._private import qbase
-
+# ------------------------------------------------------------------------ the quantized base
+def test_qlora_quantizes_with_mlx_by_default(make_model):
     model = qlora_model(make_model)
     base_layers = [m for _, m in model.named_modules() if isinstance(m, nn.QuantizedLinear)]
-    assert base_layers and all(isinstance(m, qbase.QLoRABaseLinear) for m in base_layers)
+    assert base_layers and all(type(m) is nn.QuantizedLinear for m in base_layers)
+
+
+def test_qlora_quantizes_with_the_given_layer_factory(make_model, inputs):
+    class MarkedQuantizedLinear(nn.QuantizedLinear):
+        pass
+
     calls = []
-    original = mx.quantized_matmul
 
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
+    def quantize_layer(linear, group_size, bits):
+        calls.append((group_size, bits))
+        return MarkedQuantizedLinear.from_linear(linear, group_size, bits)
 
-    monkeypatch.setattr(mx, "quantized_matmul", counted)
-    y = mx.random.normal((inputs.shape[0], 3))
-
-    def loss(m, x):
-        return mx.mean(mx.square(m(x) - y))
-
-    loss_fn = nn.value_and_grad(model, loss)
-    input_grad = mx.grad(lambda x: loss(model, x))
-
-    # Forced (as for a few rows): the quantized kernel.
-    monkeypatch.setattr(qbase, "dequantize_first", lambda x: False)
-    packed_loss, packed_grads = loss_fn(model, inputs)
-    packed_input_grad = input_grad(inputs)
-    mx.eval(packed_loss, packed_grads, packed_input_grad)
-    assert calls, "few rows take the quantized kernel"
-
-    # Forced (as for many rows): the dequantized product, same values and gradients.
-    calls.clear()
-    monkeypatch.setattr(qbase, "dequantize_first", lambda x: True)
-    dense_loss, dense_grads = loss_fn(model, inputs)
-    dense_input_grad = input_grad(inputs)
-    mx.eval(dense_loss, dense_grads, dense_input_grad)
-    assert not calls
-    assert abs(packed_loss.item() - dense_loss.item()) < 1e-5
-    assert max_diff(packed_input_grad, dense_input_grad) < 1e-5
-    flat_packed = dict(tree_flatten(packed_grads))
-    flat_dense = dict(tree_flatten(dense_grads))
-    assert flat_packed.keys() == flat_dense.keys() and flat_packed
-    for name, grad in flat_packed.items():
-        assert max_diff(grad, flat_dense[name]) < 1e-4, name
-    # Gradients reach the adapters and the saved head, never the frozen 4-bit weights.
-    assert any("lora_B" in name for name in flat_dense)
-    assert not any(
-        name.endswith((".weight", ".scales", ".biases"))
-        and "lora" not in name
-        and "classifier" not in name
-        for name in flat_dense
+    model = make_model()
+    config = LoraConfig.preset("qlora", model=model, modules_to_save=["classifier"])
+    apply_lora(model, config, quantize_layer=quantize_layer)
+    base_layers = [m for _, m in model.named_modules() if isinstance(m, nn.QuantizedLinear)]
+    assert len(base_layers) == len(calls) == 10  # 5 Linear layers in each of 2 blocks
+    assert all(type(m) is MarkedQuantizedLinear for m in base_layers)
+    assert set(calls) == {(64, 4)}
+    assert all(
+        isinstance(layer.base_layer, MarkedQuantizedLinear) for _, layer in lora_layers(model)
     )
-
-
-def test_dequantize_first_counts_rows_per_device(monkeypatch):
-    from mlxbert_lora._private import qbase
-
-    rows = qbase.MIN_ROWS
-    monkeypatch.setattr(mx, "default_device", lambda: mx.Device(mx.gpu))
-    assert qbase.dequantize_first(mx.zeros((rows // 128, 128, 8)))
-    assert not qbase.dequantize_first(mx.zeros((rows - 1, 8)))
-    monkeypatch.setattr(mx, "default_device", lambda: mx.Device(mx.cpu))
-    assert qbase.dequantize_first(mx.zeros((1, qbase.MIN_ROWS_CPU, 8)))
-    assert not qbase.dequantize_first(mx.zeros((qbase.MIN_ROWS_CPU - 1, 8)))
-
-
-def test_dequantized_product_keeps_no_float_weight_for_the_backward_pass():
-    # Eight 4-bit layers of 1024 x 1024 (4 MiB each once dequantized to float32) and an input
-    # of 16 rows: keeping each layer's float weight from the forward to the backward pass holds
-    # all eight at once (about 40 MiB at the peak); dequantizing again in the backward pass
-    # holds one or two, whatever the depth (about 17 MiB).
-    from mlxbert_lora._private.qbase import QLoRABaseLinear
-
-    mx.random.seed(0)
-    layers = [
-        QLoRABaseLinear.from_linear(nn.Linear(1024, 1024, bias=False), 64, 4) for _ in range(8)
-    ]
-    for layer in layers:
-        layer.freeze()
-    x = mx.random.normal((16, 1024))
-    mx.eval(x, [layer.parameters() for layer in layers])
-
-    def forward(v):
-        for layer in layers:
-            v = layer(v)
-        return v.sum()
-
-    dense_bytes = 1024 * 1024 * 4
-    mx.synchronize()
-    mx.clear_cache()
-    mx.reset_peak_memory()
-    base = mx.get_active_memory()
-    grad = mx.grad(forward)(x)
-    mx.eval(grad)
-    assert mx.get_peak_memory() - base < 6 * dense_bytes
-    assert grad.shape == x.shape and bool(mx.all(mx.isfinite(grad)))
+    # A requantized merge keeps the base's class.
+    set_b(model, 0.5)
+    merge_lora(model, requantize=True)
+    assert type(model.encoder.layer[0].attention.query) is MarkedQuantizedLinear
+    assert model(inputs).shape == (inputs.shape[0], 3)

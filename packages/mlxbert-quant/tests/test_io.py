@@ -10,6 +10,8 @@ from mlxbert_quant import (
     FORMAT,
     MODES,
     QuantizationError,
+    QuantizedLinear,
+    apply_quantization_config,
     load_quantized,
     quantization_config,
     quantize,
@@ -165,3 +167,27 @@ def test_quantization_config_reads_the_layers(make_model):
         "layers.1.dense_in",
         "layers.1.dense_out",
     ]
+
+
+def test_apply_quantization_config_quantizes_a_skeleton_without_weights(make_model, tmp_path):
+    # What mlxbert_core.from_pretrained does with a saved folder: quantize the float skeleton
+    # as the block says, then load the weights itself.
+    model = quantize(make_model(), bits=4, quantize_embeddings=True)
+    save_quantized(model, tmp_path, config={"model_type": "tiny"})
+    skeleton = apply_quantization_config(make_model(seed=1), tmp_path)
+    assert quantization_config(skeleton) == quantization_config(model)
+    assert all(
+        type(m) is QuantizedLinear
+        for _, m in skeleton.named_modules()
+        if isinstance(m, nn.QuantizedLinear)
+    )
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["quantization"]["layers"]["no.such.layer"] = {
+        "bits": 4,
+        "group_size": 64,
+        "mode": "affine",
+    }
+    untouched = make_model(seed=2)
+    with pytest.raises(QuantizationError, match=r"no\.such\.layer"):
+        apply_quantization_config(untouched, config)
+    assert not any(isinstance(m, nn.QuantizedLinear) for _, m in untouched.named_modules())

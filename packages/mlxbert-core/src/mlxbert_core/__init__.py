@@ -20,7 +20,9 @@ from mlxbert_core.checkpoints import (  # noqa: E402
     load_weights,
 )
 from mlxbert_core.classifier_layout import ClassifierLayout  # noqa: E402
+from mlxbert_core.dtypes import parse_dtype  # noqa: E402
 from mlxbert_core.embed import embed  # noqa: E402
+from mlxbert_core.encoder import Encoder, EncoderBase, find_encoder  # noqa: E402
 from mlxbert_core.loading import WeightMismatchError, from_pretrained  # noqa: E402
 from mlxbert_core.models import (  # noqa: E402
     BertForMaskedLM,
@@ -57,6 +59,7 @@ from mlxbert_core.registry import (  # noqa: E402
 )
 from mlxbert_core.runtime import runtime_info, set_device  # noqa: E402
 from mlxbert_core.tokenizer import Tokenizer, load_tokenizer  # noqa: E402
+from mlxbert_core.weights import load_weights_strict  # noqa: E402
 
 _runtime.apply_env_device()
 _runtime.configure_cpu_buffer_cache()
@@ -73,6 +76,8 @@ __all__ = [
     "BertModelArgs",
     "CheckpointError",
     "ClassifierLayout",
+    "Encoder",
+    "EncoderBase",
     "EncoderOutput",
     "MaskedLMOutput",
     "ModelPreset",
@@ -92,14 +97,17 @@ __all__ = [
     "available_architectures",
     "cls_pooling",
     "embed",
+    "find_encoder",
     "from_pretrained",
     "get_preset",
     "load_tokenizer",
     "load_torch_checkpoint",
     "load_weights",
+    "load_weights_strict",
     "max_pooling",
     "mean_pooling",
     "normalize",
+    "parse_dtype",
     "pool",
     "register_architecture",
     "resolve_architecture",

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import mlx.core as mx
 import numpy as np
 
+from mlxbert_core.encoder import Encoder
+from mlxbert_core.models._layers import CompiledForward
 from mlxbert_core.parallel import parallel_forward
 from mlxbert_core.pooling import POOLING
 from mlxbert_core.pooling import normalize as l2_normalize
+from mlxbert_core.tokenizer import Tokenizer
 
 __all__ = ["embed"]
 
@@ -22,15 +24,13 @@ _AUTO_PROGRESS_BATCHES = 4
 _COMPILED_WIDTH_MULTIPLE = 16
 
 
-def _use_compiled_forward(model: Any) -> bool:
+def _use_compiled_forward(model: Encoder) -> bool:
     """Switch on the model's compiled forward for this call (GPU only: on CPU the eager
     forward is already compiled where it matters, and tracing per shape would not pay off).
     True when embed switched it on and must switch it off again."""
     if mx.default_device().type == mx.DeviceType.cpu:
         return False
-    if not callable(getattr(model, "compile_forward", None)) or getattr(
-        model, "forward_compiled", True
-    ):
+    if not isinstance(model, CompiledForward) or model.forward_compiled:
         return False
     model.compile_forward(True)
     return True
@@ -44,15 +44,11 @@ def _batch_width(lengths: list[int], compiled: bool, limit: int | None) -> int:
     return width
 
 
-def _default_max_length(model: Any, tokenizer: Any) -> int | None:
-    for value in (
-        getattr(tokenizer, "embedding_max_length", None),
-        getattr(tokenizer, "model_max_length", None),
-        getattr(getattr(model, "config", None), "max_position_embeddings", None),
-    ):
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
+def _default_max_length(model: Encoder, tokenizer: Tokenizer) -> int:
+    for value in (tokenizer.embedding_max_length, tokenizer.model_max_length):
+        if value:
+            return min(value, model.max_positions)
+    return model.max_positions
 
 
 def _progress_bar(total: int, progress: bool | None):
@@ -69,8 +65,8 @@ def _progress_bar(total: int, progress: bool | None):
 
 
 def embed(
-    model: Any,
-    tokenizer: Any,
+    model: Encoder,
+    tokenizer: Tokenizer,
     texts: str | Sequence[str],
     *,
     pooling: str = "mean",
@@ -85,7 +81,8 @@ def embed(
                 "pooler" (the model's pooler_output, e.g. BERT's tanh pooler).
     normalize:  L2-normalise each embedding (cosine similarity = dot product).
     max_length: truncation limit; default sentence-transformers' ``max_seq_length`` when the
-                folder has one, else the tokenizer's ``model_max_length``.
+                folder has one, else the tokenizer's ``model_max_length``, at most the
+                encoder's ``max_positions``.
     progress:   tqdm bar; default: shown when there are more than a few batches and stderr is a
                 terminal.
 
@@ -94,6 +91,11 @@ def embed(
     compiled forward (``compile_forward``) run through it, with batch widths rounded up to a
     multiple of 16 to limit the number of traced shapes.
     """
+    if not isinstance(model, Encoder):
+        raise TypeError(
+            f"{type(model).__name__} is not an encoder (it does not return "
+            "last_hidden_state); embed needs an encoder (from_pretrained(..., task='encoder'))"
+        )
     if isinstance(texts, str):
         texts = [texts]
     texts = list(texts)
@@ -104,25 +106,14 @@ def embed(
     if max_length is None:
         max_length = _default_max_length(model, tokenizer)
     if not texts:
-        hidden = getattr(getattr(model, "config", None), "hidden_size", 0)
-        return np.zeros((0, int(hidden or 0)), dtype=np.float32)
+        return np.zeros((0, model.hidden_size), dtype=np.float32)
 
     encoded = tokenizer(texts, max_length=max_length, padding=False, return_tensors=None)
     ids, types = encoded["input_ids"], encoded.get("token_type_ids")
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
     starts = range(0, len(order), batch_size)
     results: list[np.ndarray | None] = [None] * len(texts)
-    config = getattr(model, "config", None)
-    limits = [
-        v
-        for v in (
-            max_length,
-            getattr(config, "max_position_embeddings", None),
-            getattr(config, "max_length", None),  # NeoBERT's name for it
-        )
-        if isinstance(v, int) and v > 0
-    ]
-    limit = min(limits) if limits else None
+    limit = min(max_length, model.max_positions)
     bar = _progress_bar(len(starts), progress)
     compiled = _use_compiled_forward(model)
     try:
@@ -140,17 +131,11 @@ def embed(
             # the plain (possibly compiled) forward.
             out = model(**batch) if compiled else parallel_forward(model, **batch)
             if pooling == "pooler":
-                pooled = getattr(out, "pooler_output", None)
+                pooled = out.pooler_output
                 if pooled is None:
                     raise ValueError("pooling='pooler' but this model has no pooler output")
             else:
-                hidden = getattr(out, "last_hidden_state", None)
-                if hidden is None:
-                    raise TypeError(
-                        f"{type(model).__name__} does not return last_hidden_state; "
-                        "embed needs an encoder (from_pretrained(..., task='encoder'))"
-                    )
-                pooled = POOLING[pooling](hidden, mx.array(batch["attention_mask"]))
+                pooled = POOLING[pooling](out.last_hidden_state, mx.array(batch["attention_mask"]))
             if normalize:
                 pooled = l2_normalize(pooled)
             values = np.array(pooled.astype(mx.float32))

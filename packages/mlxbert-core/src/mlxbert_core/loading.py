@@ -10,7 +10,6 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx.utils import tree_flatten
 
 from mlxbert_core._private.hub import (
     CONFIG_PATTERNS,
@@ -19,10 +18,18 @@ from mlxbert_core._private.hub import (
     TORCH_PATTERNS,
     resolve_folder,
 )
-from mlxbert_core._private.quantized_linear import install_fast_products
 from mlxbert_core.checkpoints import WEIGHT_FILES, load_weights
-from mlxbert_core.presets import missing_plugin, resolve_model_source
+from mlxbert_core.dtypes import parse_dtype
+from mlxbert_core.encoder import find_encoder
+from mlxbert_core.presets import (
+    ModelPreset,
+    missing_plugin,
+    preset_for_hub_id,
+    resolve_model_source,
+)
 from mlxbert_core.registry import TASKS, Architecture, resolve_architecture
+from mlxbert_core.weights import WeightMismatchError, check_weights, load_weights_strict
+from mlxbert_quant import apply_quantization_config
 
 __all__ = ["WeightMismatchError", "from_pretrained", "parse_dtype", "read_config"]
 
@@ -31,33 +38,6 @@ logger = logging.getLogger(__name__)
 #: Parameter-name prefixes of freshly initialisable classification heads (an architecture may
 #: override them with ``Architecture.extra["head_prefixes"]``).
 DEFAULT_HEAD_PREFIXES = ("classifier.", "head.", "dense.", "score.", "pre_classifier.")
-
-_DTYPES = {
-    "float32": mx.float32,
-    "fp32": mx.float32,
-    "float": mx.float32,
-    "float16": mx.float16,
-    "fp16": mx.float16,
-    "half": mx.float16,
-    "bfloat16": mx.bfloat16,
-    "bf16": mx.bfloat16,
-}
-
-
-class WeightMismatchError(ValueError):
-    """The checkpoint's weights do not match the model (every mismatch is listed)."""
-
-
-def parse_dtype(dtype: str | mx.Dtype | None) -> mx.Dtype | None:
-    """``"float32"``/``"float16"``/``"bfloat16"`` (or short forms, or an ``mx.Dtype``)."""
-    if dtype is None or isinstance(dtype, mx.Dtype):
-        if isinstance(dtype, mx.Dtype) and dtype not in (mx.float32, mx.float16, mx.bfloat16):
-            raise ValueError(f"dtype must be a floating type, got {dtype}")
-        return dtype
-    key = str(dtype).strip().lower().replace("mlx.core.", "")
-    if key not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
-    return _DTYPES[key]
 
 
 def read_config(folder: str | Path) -> dict[str, Any]:
@@ -81,16 +61,29 @@ def _has_weights(folder: Path) -> bool:
     return any((folder / name).is_file() for name in WEIGHT_FILES)
 
 
-def _resolve_model_folder(name_or_path, revision, local_files_only, cache_dir) -> Path:
-    files = CONFIG_PATTERNS + TOKENIZER_PATTERNS
+def _resolve_model_folder(
+    name_or_path, revision, local_files_only, cache_dir, extra_files: tuple[str, ...] = ()
+) -> Path:
+    files = CONFIG_PATTERNS + TOKENIZER_PATTERNS + extra_files
+
+    def done(folder: Path) -> bool:
+        return _has_weights(folder) or any(any(folder.glob(p)) for p in extra_files)
+
     return resolve_folder(
         name_or_path,
         revision=revision,
         local_files_only=local_files_only,
         cache_dir=cache_dir,
         patterns=(files + SAFETENSORS_PATTERNS, files + TORCH_PATTERNS),
-        done=_has_weights,
+        done=done,
     )
+
+
+def _folder_config(folder: Path, preset: ModelPreset | None) -> dict[str, Any]:
+    """The folder's config.json, else the reference config its preset carries."""
+    if preset is not None and "config" in preset.settings and not (folder / "config.json").exists():
+        return dict(preset.settings["config"])
+    return read_config(folder)
 
 
 def _with_num_labels(config: dict[str, Any], num_labels: int) -> dict[str, Any]:
@@ -102,36 +95,6 @@ def _with_num_labels(config: dict[str, Any], num_labels: int) -> dict[str, Any]:
         config["id2label"] = {str(i): f"LABEL_{i}" for i in range(num_labels)}
         config["label2id"] = {f"LABEL_{i}": i for i in range(num_labels)}
     return config
-
-
-def _quantize_skeleton(model: nn.Module, block: dict[str, Any], source: Path) -> None:
-    """Turn the float skeleton into the quantized layout a ``save_quantized`` folder holds."""
-    layers = block.get("layers")
-    if not isinstance(layers, dict) or not layers:
-        raise ValueError(f"{source}: the 'quantization' block has no 'layers' mapping")
-    defaults = {k: block[k] for k in ("bits", "group_size", "mode") if k in block}
-    done: set[str] = set()
-
-    def predicate(path: str, module: nn.Module):
-        settings = layers.get(path)
-        if settings is None:
-            return False
-        if not hasattr(module, "to_quantized"):
-            raise ValueError(f"{source}: quantized layer {path!r} is a {type(module).__name__}")
-        done.add(path)
-        return {
-            **defaults,
-            **{k: settings[k] for k in ("bits", "group_size", "mode") if k in settings},
-        }
-
-    nn.quantize(model, class_predicate=predicate)
-    install_fast_products(model)
-    missing = sorted(set(layers) - done)
-    if missing:
-        raise ValueError(
-            f"{source}: the 'quantization' block lists {len(missing)} layers the model does "
-            f"not have: {', '.join(missing[:10])}"
-        )
 
 
 def _head_prefixes(arch: Architecture) -> tuple[str, ...]:
@@ -146,57 +109,39 @@ def _check_and_load(
     fresh_head_prefixes: tuple[str, ...] | None,
     notes: list[str],
 ) -> None:
-    expected = dict(tree_flatten(model.parameters()))
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    misshaped = sorted(
-        k
-        for k in set(weights) & set(expected)
-        if tuple(weights[k].shape) != tuple(expected[k].shape)
-    )
+    missing, _, misshaped = check_weights(model, weights)
+    fresh: list[str] = []
     if fresh_head_prefixes:
         is_head = lambda key: key.startswith(fresh_head_prefixes)  # noqa: E731
         fresh = [k for k in missing if is_head(k)] + [k for k in misshaped if is_head(k)]
         if fresh and all(is_head(k) for k in missing):
             for key in fresh:
                 weights.pop(key, None)
-            missing = [k for k in missing if not is_head(k)]
-            misshaped = [k for k in misshaped if not is_head(k)]
             note = (
                 f"classification head initialised randomly ({len(fresh)} tensors: "
                 f"{', '.join(sorted(fresh))}); train it before use"
             )
             notes.append(note)
             logger.warning("%s: %s", source, note)
-    if missing or unexpected or misshaped:
-        lines = [
-            f"weights in {source} do not match the {type(model).__name__} built from config.json:"
-        ]
-        if missing:
-            lines.append(f"  missing ({len(missing)}): " + ", ".join(missing))
-        if unexpected:
-            lines.append(f"  unexpected ({len(unexpected)}): " + ", ".join(unexpected))
-        for key in misshaped:
-            lines.append(
-                f"  mis-shaped: {key}: checkpoint {tuple(weights[key].shape)}, "
-                f"model {tuple(expected[key].shape)}"
-            )
-        if missing and all(k.startswith(DEFAULT_HEAD_PREFIXES) for k in missing):
-            lines.append(
-                "  (only task-head weights are missing: pass num_labels=... to start a fresh head)"
-            )
-        raise WeightMismatchError("\n".join(lines))
-    model.load_weights(list(weights.items()), strict=False)
+        else:
+            fresh = []
+    hint = None
+    if not fresh and missing and all(k.startswith(DEFAULT_HEAD_PREFIXES) for k in missing):
+        hint = "  (only task-head weights are missing: pass num_labels=... to start a fresh head)"
+    load_weights_strict(model, weights, source=source, allow_missing=fresh, hint=hint)
 
 
 def _finish(model: nn.Module, folder: Path, config: dict[str, Any], notes: list[str]) -> nn.Module:
     model.eval()
     # Models keep their own parsed config (a dataclass) as ``config``; the raw dict is
-    # attached too. object.__setattr__ keeps plain data out of the module's parameter tree.
+    # attached too, to the model and to the encoder inside a task model. object.__setattr__
+    # keeps plain data out of the module's parameter tree.
     if getattr(model, "config", None) is None:
         object.__setattr__(model, "config", config)
-    object.__setattr__(model, "config_dict", config)
-    object.__setattr__(model, "name_or_path", str(folder))
+    encoder = find_encoder(model)
+    for target in (model,) if encoder is None or encoder is model else (model, encoder):
+        object.__setattr__(target, "config_dict", config)
+        object.__setattr__(target, "name_or_path", str(folder))
     object.__setattr__(model, "load_notes", list(notes))
     return model
 
@@ -207,7 +152,7 @@ def from_pretrained(
     dtype: str | mx.Dtype | None = None,
     revision: str | None = None,
     local_files_only: bool = False,
-    task: str = "encoder",
+    task: str | None = "encoder",
     num_labels: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     **kwargs: Any,
@@ -222,7 +167,10 @@ def from_pretrained(
     Task-head weights the requested ``task`` does not use are ignored (noted in
     ``model.load_notes`` and logged).
 
-    task:       ``"encoder"`` (default), ``"masked_lm"`` or ``"sequence_classification"``.
+    task:       ``"encoder"`` (default), ``"masked_lm"`` or ``"sequence_classification"``;
+                ``None``: ``sequence_classification`` with ``num_labels``, else what the
+                checkpoint holds where the architecture's loader can tell (M2-BERT: a
+                classifier when the file has one), else ``encoder``.
     num_labels: for ``sequence_classification``; when the checkpoint has no classifier (or one
                 of another size) the head is initialised randomly and a note says so.
     dtype:      ``float32`` / ``float16`` / ``bfloat16``; default float32 (a quantized folder
@@ -232,12 +180,15 @@ def from_pretrained(
 
     Other keyword arguments go to an architecture plugin's own loader (M2-BERT:
     ``checkpoint=`` picks one of several checkpoint files in a folder); the generic loader
-    refuses them.
+    refuses them. A preset (by name, or by its hub id) may supply the config of a checkpoint
+    shipped without ``config.json`` and extra files to fetch (``ModelPreset.settings``).
 
     Returns the model in eval mode with ``name_or_path`` (the resolved folder), ``config_dict``
     (config.json) and ``load_notes`` attached.
     """
-    if task not in TASKS:
+    if task is None and num_labels is not None:
+        task = "sequence_classification"
+    if task is not None and task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     if num_labels is not None and task != "sequence_classification":
         raise ValueError("num_labels is only meaningful with task='sequence_classification'")
@@ -247,10 +198,12 @@ def from_pretrained(
         raise ValueError(
             f"{name_or_path!r} is a model of the {package} plugin: pip install {package}"
         )
+    preset = preset or preset_for_hub_id(source)
     if preset is not None and preset.checkpoint and "checkpoint" not in kwargs:
         kwargs["checkpoint"] = preset.checkpoint
-    folder = _resolve_model_folder(source, revision, local_files_only, cache_dir)
-    config = read_config(folder)
+    extra_files = tuple(preset.settings.get("files", ())) if preset is not None else ()
+    folder = _resolve_model_folder(source, revision, local_files_only, cache_dir, extra_files)
+    config = _folder_config(folder, preset)
     if num_labels is not None:
         config = _with_num_labels(config, num_labels)
     arch = resolve_architecture(config, source=folder / "config.json")
@@ -266,10 +219,12 @@ def from_pretrained(
             f"from_pretrained got unexpected argument(s) {', '.join(sorted(kwargs))} for a "
             f"{arch.name} model"
         )
+    task = task or "encoder"
     model = arch.build(config, task)
     quant_block = config.get("quantization")
     if quant_block:
-        _quantize_skeleton(model, quant_block, folder / "config.json")
+        # mlxbert-quant's layers, with its fast product for many rows.
+        apply_quantization_config(model, config)
     weights = load_weights(folder)
     weights, notes = arch.sanitize(weights, model)
     notes = list(notes)

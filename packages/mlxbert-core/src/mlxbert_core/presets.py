@@ -31,8 +31,12 @@ class ModelPreset:
     local:         optional callable returning a local folder with the same files (tried
                    before the hub).
     checkpoint:    for folders that hold several checkpoints, the one this preset means.
-    settings:      anything else the architecture needs to know about this checkpoint
-                   (M2-BERT: its reference config, for Composer files that ship without one).
+    settings:      anything else the architecture needs to know about this checkpoint.
+                   Core reads three keys: ``"config"``, the ``config.json`` contents to use
+                   when the folder has none (M2-BERT's Composer checkpoints ship without
+                   one); ``"files"``, extra file patterns to fetch from the hub (such as
+                   ``"*.pt"``); ``"tokenizer"``, where ``load_tokenizer`` finds the
+                   tokenizer when the checkpoint's repository has none.
     """
 
     name: str
@@ -89,6 +93,13 @@ def get_preset(name_or_path: Any) -> ModelPreset | None:
     return MODELS.get(str(name_or_path).strip().lower())
 
 
+def preset_for_hub_id(hub_id: Any) -> ModelPreset | None:
+    """The preset of the hub repository ``hub_id`` (case-insensitive), or None: a hub id given
+    instead of a preset name still gets the preset's ``settings``."""
+    key = str(hub_id).strip().lower()
+    return next((p for p in MODELS.values() if p.hub_id.lower() == key), None)
+
+
 def missing_plugin(name_or_path: Any) -> str | None:
     """The package to install when ``name_or_path`` names a preset of a plugin that is not
     installed, else None."""
@@ -114,5 +125,6 @@ __all__ = [
     "ModelPreset",
     "get_preset",
     "missing_plugin",
+    "preset_for_hub_id",
     "resolve_model_source",
 ]

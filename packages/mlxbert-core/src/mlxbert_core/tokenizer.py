@@ -341,9 +341,12 @@ def load_tokenizer(
 
     Reads ``tokenizer.json`` (or builds a WordPiece tokenizer from ``vocab.txt``),
     ``tokenizer_config.json`` (model_max_length, model_input_names, special tokens) and
-    ``special_tokens_map.json``. A preset name (``mlxbert_core.MODELS``) means its files.
+    ``special_tokens_map.json``. A preset name (``mlxbert_core.MODELS``) means its files, or
+    the tokenizer its ``settings["tokenizer"]`` names (checkpoints shipped without one).
     """
-    source, _preset = resolve_model_source(name_or_path)
+    source, preset = resolve_model_source(name_or_path)
+    if preset is not None and preset.settings.get("tokenizer"):
+        source = preset.settings["tokenizer"]
     folder = resolve_folder(
         source,
         revision=revision,

@@ -18,6 +18,8 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn as nn
 
+from mlxbert_core.checkpoints import load_weights
+
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.bin")
 
 # FlashFFTConv keeps precomputed twiddle factors as module buffers; some revisions of the
@@ -68,8 +70,6 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, mx.array], list[str]]:
         return _read_safetensors(path)
     # Composer .pt and pytorch_model.bin: core's restricted unpickler (no torch), which also
     # unwraps ["state"]["model"] and caches the conversion as safetensors.
-    from mlxbert_core.checkpoints import load_weights
-
     return load_weights(path), []
 
 

@@ -8,7 +8,10 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx.utils import tree_flatten, tree_unflatten
+
+from mlxbert_core.dtypes import parse_dtype
+from mlxbert_core.registry import TASKS
+from mlxbert_core.weights import load_weights_strict as core_load_weights_strict
 
 from .checkpoints import find_checkpoint, read_checkpoint, sanitize
 from .config import M2BertConfig
@@ -16,18 +19,12 @@ from .model import M2BertForMaskedLM, M2BertForSequenceClassification, M2BertMod
 
 logger = logging.getLogger("mlxbert_m2")
 
-TASKS = ("encoder", "masked_lm", "sequence_classification")
-_DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
-
-
-def resolve_dtype(dtype: Any) -> mx.Dtype:
-    if dtype is None:
-        return mx.float32
-    if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}")
-        return _DTYPES[dtype]
-    return dtype
+#: What the architecture's reference config says when a checkpoint does not fit it.
+_CONFIG_HINT = (
+    "Check that config.json belongs to this checkpoint (hidden_size, long_conv_l_max, "
+    "bidirectional, residual_long_conv, use_monarch_mlp, hyena_training_additions, "
+    "use_positional_encodings)."
+)
 
 
 def build_model(
@@ -112,41 +109,20 @@ def load_weights_strict(
     allow_missing: set[str] | frozenset[str] = frozenset(),
     source: str = "checkpoint",
 ) -> None:
-    """Load ``weights`` into ``model`` by name, listing every problem at once.
+    """Load ``weights`` into ``model`` by name, listing every problem at once (mlxbert-core's
+    strict check, with a hint about the config).
 
-    Floating tensors are cast to ``dtype`` (bf16 files upcast exactly); integer buffers keep
-    their values. Names in ``allow_missing`` keep the model's values.
+    The model's floating parameters end up in ``dtype`` (bf16 files upcast exactly); integer
+    buffers keep their values. Names in ``allow_missing`` keep the model's values.
     """
-    params = dict(tree_flatten(model.parameters()))
-    missing = sorted(k for k in params if k not in weights and k not in allow_missing)
-    unexpected = sorted(k for k in weights if k not in params)
-    shapes = sorted(
-        f"{k}: checkpoint {tuple(weights[k].shape)} vs model {tuple(params[k].shape)}"
-        for k in weights
-        if k in params and weights[k].shape != params[k].shape
+    core_load_weights_strict(
+        model,
+        weights,
+        source=source,
+        allow_missing=allow_missing,
+        dtype=dtype,
+        hint=_CONFIG_HINT,
     )
-    if missing or unexpected or shapes:
-        lines = [f"{source} does not match the M2-BERT model built from its config:"]
-        for title, items in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("shape mismatch", shapes),
-        ):
-            if items:
-                lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
-        lines.append(
-            "Check that config.json belongs to this checkpoint (hidden_size, "
-            "long_conv_l_max, bidirectional, residual_long_conv, use_monarch_mlp, "
-            "hyena_training_additions, use_positional_encodings)."
-        )
-        raise ValueError("\n".join(lines))
-    cast = {}
-    for k, v in weights.items():
-        if mx.issubdtype(v.dtype, mx.floating):
-            v = v.astype(dtype)
-        cast[k] = v
-    model.update(tree_unflatten(list(cast.items())))
-    model.apply(lambda p: p.astype(dtype) if mx.issubdtype(p.dtype, mx.floating) else p)
     mx.eval(model.parameters())
 
 
@@ -189,7 +165,7 @@ def load_checkpoint_into(
     if isinstance(config, dict):
         config = M2BertConfig.from_dict(config)
     checkpoint = Path(checkpoint)
-    dtype = resolve_dtype(dtype)
+    dtype = parse_dtype(dtype) or mx.float32
     raw, notes = read_checkpoint(checkpoint)
     task = _infer_task(raw, num_labels, task)
     file_labels = _num_classifier_labels(raw)

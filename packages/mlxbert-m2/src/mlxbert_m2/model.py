@@ -14,13 +14,17 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from mlxbert_core.encoder import BertLayout, EncoderBase, EncoderTaskModel
 from mlxbert_core.models import Embedding
 from mlxbert_core.outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
+from mlxbert_core.pooling import mean_pooling
 
 from .config import M2BertConfig
 from .mixer import MonarchMixerSequenceMixing
 from .mlp import GatedLinearUnitMLP
 
+#: The registry name of M2-BERT (its configs say ``model_type: bert``).
+NAME = "m2_bert"
 CLS_TOKEN_ID = 101  # bert-base-uncased [CLS], what sequence-token planting writes
 PLANTING_STRIDE = 128
 
@@ -95,8 +99,7 @@ class M2Pooler(nn.Module):
 
     def __call__(self, x: mx.array, mask: mx.array) -> tuple[mx.array, mx.array]:
         if self.pool_all:
-            m = mask.astype(x.dtype)[..., None]
-            v = (x * m).sum(axis=1) / m.sum(axis=1)
+            v = mean_pooling(x, mask)
         elif self.planting:
             positions = planting_positions(x.shape[1])
             if not positions:
@@ -119,14 +122,17 @@ class M2Pooler(nn.Module):
         return mx.tanh(self.dense(v)), x
 
 
-class M2BertModel(nn.Module):
+class M2BertModel(EncoderBase, BertLayout, nn.Module):
     """The M2-BERT encoder (reference ``BertModel``); returns an :class:`EncoderOutput`.
 
     The attention mask is used only for pooling: the long convolutions see padding tokens, as
     in the reference, so pad inputs the way the checkpoint was trained (the reference pads
     every input to ``max_position_embeddings``). ``hidden_states`` holds the embedding output
-    then each layer's output; there are no attentions (``attentions`` is None).
+    then each layer's output; there are no attentions (``attentions`` is None). An
+    :class:`mlxbert_core.Encoder`.
     """
+
+    architecture = NAME
 
     def __init__(self, config: M2BertConfig, add_pooling_layer: bool = True):
         super().__init__()
@@ -137,15 +143,18 @@ class M2BertModel(nn.Module):
             self.pooler = M2Pooler(config)
 
     @property
-    def has_pooler(self) -> bool:
-        return "pooler" in self
+    def max_positions(self) -> int:
+        return self.config.max_length
+
+    def _default_config_dict(self) -> dict:
+        return self.config.to_dict()
 
     def _check_inputs(self, input_ids: mx.array) -> None:
         if input_ids.ndim != 2:
             raise ValueError(
                 f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}"
             )
-        length, limit = input_ids.shape[1], self.config.max_length
+        length, limit = input_ids.shape[1], self.max_positions
         if length > limit:
             raise ValueError(
                 f"input length {length} exceeds this M2-BERT model's maximum of {limit} tokens "
@@ -169,7 +178,7 @@ class M2BertModel(nn.Module):
             attention_mask = mx.ones(input_ids.shape, dtype=mx.int32)
         x = self.embeddings(input_ids, token_type_ids)
         hidden = [x]
-        for layer in self.encoder.layer:
+        for layer in self.layers:
             x = layer(x)
             hidden.append(x)
         pooled = None
@@ -192,7 +201,7 @@ def plant_sequence_tokens(input_ids: mx.array) -> mx.array:
     return mx.where(mx.array(column), mx.array(CLS_TOKEN_ID, input_ids.dtype), input_ids)
 
 
-class M2BertForSequenceClassification(nn.Module):
+class M2BertForSequenceClassification(EncoderTaskModel):
     """Encoder + dropout + linear classifier (reference ``BertForSequenceClassification``).
 
     ``num_labels == 1`` is regression. The output also carries ``last_hidden_state`` and
@@ -214,18 +223,15 @@ class M2BertForSequenceClassification(nn.Module):
         input_ids: mx.array,
         attention_mask: mx.array | None = None,
         token_type_ids: mx.array | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        **output_flags: bool,
     ) -> M2SequenceClassifierOutput:
         if self.config.sequence_token_planting:
             input_ids = plant_sequence_tokens(input_ids)
-        out = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            output_hidden_states=output_hidden_states,
-        )
+        return super().__call__(input_ids, attention_mask, token_type_ids, **output_flags)
+
+    def task_output(
+        self, out: EncoderOutput, attention_mask: mx.array | None
+    ) -> M2SequenceClassifierOutput:
         x = out.last_hidden_state
         features = x[:, 0] if self.config.use_cls_token else out.pooler_output
         logits = self.classifier(self.dropout(features))
@@ -273,7 +279,7 @@ class _OnlyMLMHead(nn.Module):
         self.predictions = _LMPredictionHead(config)
 
 
-class M2BertForMaskedLM(nn.Module):
+class M2BertForMaskedLM(EncoderTaskModel):
     """Encoder (no pooler) + MLM head ``cls.predictions.*`` (reference ``BertForMaskedLM``).
 
     The decoder weight is the word-embedding matrix (tied, as in the reference); a checkpoint's
@@ -286,18 +292,7 @@ class M2BertForMaskedLM(nn.Module):
         self.bert = M2BertModel(config, add_pooling_layer=False)
         self.cls = _OnlyMLMHead(config)
 
-    def __call__(
-        self,
-        input_ids: mx.array,
-        attention_mask: mx.array | None = None,
-        token_type_ids: mx.array | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MaskedLMOutput:
-        out = self.bert(
-            input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states
-        )
+    def task_output(self, out: EncoderOutput, attention_mask: mx.array | None) -> MaskedLMOutput:
         head = self.cls.predictions
         h = head.transform(out.last_hidden_state)
         logits = self.bert.embeddings.word_embeddings.as_linear(h) + head.decoder.bias

@@ -77,6 +77,8 @@ def resolve_folder(
             )
         except Exception as exc:  # hub errors have many types (offline, 404, gated, network)
             where = "in the local Hugging Face cache" if offline else "on the Hugging Face Hub"
+            if offline and not local_files_only:
+                where += " (HF_HUB_OFFLINE is set)"
             raise FileNotFoundError(
                 f"could not find {what} {name!r}: it is not a local folder and could not be "
                 f"fetched {where} ({type(exc).__name__}: {exc}). Check the name or path"

@@ -15,6 +15,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from mlxbert_core.encoder import find_encoder
 from mlxbert_core.models import _cpu_math
 
 
@@ -452,15 +453,6 @@ def merge_heads(x: mx.array) -> mx.array:
     return x.transpose(0, 2, 1, 3).reshape(b, s, h * d)
 
 
-def masked_mean(hidden: mx.array, tokens: mx.array | None) -> mx.array:
-    """Mean over real tokens of [B, S, H] (plain mean without a mask)."""
-    if tokens is None:
-        return hidden.mean(axis=1)
-    weights = tokens.astype(hidden.dtype)[..., None]
-    count = mx.maximum(weights.sum(axis=1), 1)
-    return (hidden * weights).sum(axis=1) / count
-
-
 def strip_prefix(key: str, prefix: str) -> str:
     return key[len(prefix) :] if key.startswith(prefix) else key
 
@@ -476,11 +468,35 @@ def summarize_keys(keys: list[str], limit: int = 3) -> str:
     return shown + (", ..." if len(stems) > limit else "")
 
 
-def build_for_task(task: str, args: Any, classes: dict[str, type[nn.Module]]) -> nn.Module:
+def ignored_heads_notes(keys: list[str]) -> list[str]:
+    """The load note for checkpoint task-head weights the model does not use (none if none)."""
+    return [f"ignored {len(keys)} task-head weights ({summarize_keys(keys)})"] if keys else []
+
+
+def build_for_task(
+    task: str, args: Any, classes: dict[str, type[nn.Module]], config: dict[str, Any]
+) -> nn.Module:
     """Instantiate the model class registered for ``task`` (encoder, masked_lm,
-    sequence_classification) in eval mode, as transformers returns loaded models."""
+    sequence_classification) in eval mode, as transformers returns loaded models; its encoder
+    keeps ``config`` (the ``config.json`` it was built from) as ``config_dict``."""
     if task not in classes:
         raise ValueError(f"unknown task {task!r}; expected {', '.join(classes)}")
     model = classes[task](args)
     model.eval()
+    encoder = find_encoder(model)
+    if encoder is not None:
+        encoder.config_dict = config
     return model
+
+
+def task_builder(
+    args_type: Any, **classes: type[nn.Module]
+) -> Callable[[dict[str, Any], str], nn.Module]:
+    """An architecture's ``build(config, task)``: ``args_type.from_dict(config)`` given to the
+    class registered for ``task`` (``encoder=``, ``masked_lm=``, ``sequence_classification=``),
+    through :func:`build_for_task`."""
+
+    def build(config: dict[str, Any], task: str) -> nn.Module:
+        return build_for_task(task, args_type.from_dict(config), classes, config)
+
+    return build

@@ -15,26 +15,30 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..classifier_layout import ClassifierLayout
+from ..encoder import BertLayout, EncoderBase, EncoderTaskModel
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
 from ..presets import ModelPreset
 from ..registry import Architecture
 from ._layers import (
     CompiledForward,
     attention,
-    build_for_task,
     fused_linears,
     get_activation,
+    ignored_heads_notes,
     key_padding_mask,
     linear,
     merge_heads,
     num_labels_from_config,
     require_positive,
     split_heads,
-    summarize_keys,
+    task_builder,
     token_mask,
     validate_inputs,
 )
 from .embedding import Embedding
+
+#: The registry name of BERT (its ``model_type``).
+NAME = "bert"
 
 
 @dataclass
@@ -135,14 +139,17 @@ class BertSelfAttention(nn.Module):
 
 
 class BertSelfOutput(nn.Module):
-    def __init__(self, args: BertModelArgs):
+    """``LayerNorm(dropout(dense(x)) + residual)``, from ``in_dims`` (default: hidden) to
+    hidden; also the feed-forward block's output (:class:`BertOutput`)."""
+
+    def __init__(self, args: BertModelArgs, in_dims: int | None = None):
         super().__init__()
-        self.dense = nn.Linear(args.hidden_size, args.hidden_size)
+        self.dense = nn.Linear(in_dims or args.hidden_size, args.hidden_size)
         self.LayerNorm = nn.LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
         self.dropout = nn.Dropout(args.hidden_dropout_prob)
 
-    def __call__(self, context: mx.array, residual: mx.array) -> mx.array:
-        return self.LayerNorm(self.dropout(linear(self.dense, context)) + residual)
+    def __call__(self, x: mx.array, residual: mx.array) -> mx.array:
+        return self.LayerNorm(self.dropout(linear(self.dense, x)) + residual)
 
 
 class BertAttention(nn.Module):
@@ -166,15 +173,9 @@ class BertIntermediate(nn.Module):
         return self._act(linear(self.dense, x))
 
 
-class BertOutput(nn.Module):
+class BertOutput(BertSelfOutput):
     def __init__(self, args: BertModelArgs):
-        super().__init__()
-        self.dense = nn.Linear(args.intermediate_size, args.hidden_size)
-        self.LayerNorm = nn.LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
-        self.dropout = nn.Dropout(args.hidden_dropout_prob)
-
-    def __call__(self, x: mx.array, residual: mx.array) -> mx.array:
-        return self.LayerNorm(self.dropout(linear(self.dense, x)) + residual)
+        super().__init__(args, args.intermediate_size)
 
 
 class BertLayer(nn.Module):
@@ -206,12 +207,15 @@ class BertPooler(nn.Module):
         return mx.tanh(self.dense(hidden[:, 0]))
 
 
-class BertModel(nn.Module, CompiledForward):
+class BertModel(EncoderBase, BertLayout, nn.Module, CompiledForward):
     """The bare BERT encoder (``BertModel``): embeddings, post-norm layers, optional pooler.
 
     ``hidden_states`` = (embedding output, output of each layer); the last entry equals
     ``last_hidden_state``. ``pooler_output`` = tanh(dense(h[:, 0])) or None without a pooler.
+    An :class:`~mlxbert_core.Encoder`.
     """
+
+    architecture = NAME
 
     def __init__(self, args: BertModelArgs, add_pooling_layer: bool = True):
         super().__init__()
@@ -222,21 +226,8 @@ class BertModel(nn.Module, CompiledForward):
             self.pooler = BertPooler(args)
 
     @property
-    def hidden_size(self) -> int:
-        return self.config.hidden_size
-
-    @property
-    def num_layers(self) -> int:
-        return self.config.num_hidden_layers
-
-    @property
-    def has_pooler(self) -> bool:
-        return "pooler" in self
-
-    def remove_pooler(self) -> None:
-        """Drop the pooler (for checkpoints saved without one); pooler_output becomes None."""
-        if self.has_pooler:
-            self.pop("pooler")
+    def max_positions(self) -> int:
+        return self.config.max_position_embeddings
 
     def __call__(
         self,
@@ -254,7 +245,7 @@ class BertModel(nn.Module, CompiledForward):
             attention_mask,
             token_type_ids,
             vocab_size=args.vocab_size,
-            max_positions=args.max_position_embeddings,
+            max_positions=self.max_positions,
             max_positions_name="max_position_embeddings",
             type_vocab_size=args.type_vocab_size,
             drop_full_mask=True,
@@ -269,7 +260,7 @@ class BertModel(nn.Module, CompiledForward):
         x = self.embeddings(input_ids, token_type_ids)
         hidden_states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
-        for layer in self.encoder.layer:
+        for layer in self.layers:
             x, probs = layer(x, mask, output_attentions)
             if hidden_states is not None:
                 hidden_states.append(x)
@@ -289,7 +280,7 @@ class BertModel(nn.Module, CompiledForward):
         """(last_hidden_state, [pooler_output]): the traced body of the compiled forward."""
         mask = key_padding_mask(token_mask(attention_mask))
         x = self.embeddings(input_ids, token_type_ids)
-        for layer in self.encoder.layer:
+        for layer in self.layers:
             x, _ = layer(x, mask)
         return (x, self.pooler(x)) if self.has_pooler else (x,)
 
@@ -320,7 +311,7 @@ class BertOnlyMLMHead(nn.Module):
         self.predictions = BertLMPredictionHead(args)
 
 
-class BertForMaskedLM(nn.Module):
+class BertForMaskedLM(EncoderTaskModel):
     """``BertForMaskedLM``: logits = LN(act(dense(h))) · word_embeddingsᵀ + bias (tied decoder,
     unless the config sets ``tie_word_embeddings`` false)."""
 
@@ -330,22 +321,7 @@ class BertForMaskedLM(nn.Module):
         self.bert = BertModel(args, add_pooling_layer=False)
         self.cls = BertOnlyMLMHead(args)
 
-    def __call__(
-        self,
-        input_ids: mx.array,
-        attention_mask: mx.array | None = None,
-        token_type_ids: mx.array | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MaskedLMOutput:
-        out = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
+    def task_output(self, out: EncoderOutput, attention_mask: mx.array | None) -> MaskedLMOutput:
         predictions = self.cls.predictions
         h = predictions.transform(out.last_hidden_state)
         if "decoder" in predictions:
@@ -355,7 +331,7 @@ class BertForMaskedLM(nn.Module):
         return MaskedLMOutput(logits, out.hidden_states, out.attentions)
 
 
-class BertForSequenceClassification(nn.Module):
+class BertForSequenceClassification(EncoderTaskModel):
     """``BertForSequenceClassification``: logits = classifier(dropout(pooler_output))."""
 
     def __init__(self, args: BertModelArgs):
@@ -367,22 +343,9 @@ class BertForSequenceClassification(nn.Module):
         self.dropout = nn.Dropout(args.hidden_dropout_prob if p is None else p)
         self.classifier = nn.Linear(args.hidden_size, args.num_labels)
 
-    def __call__(
-        self,
-        input_ids: mx.array,
-        attention_mask: mx.array | None = None,
-        token_type_ids: mx.array | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+    def task_output(
+        self, out: EncoderOutput, attention_mask: mx.array | None
     ) -> SequenceClassifierOutput:
-        out = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
         logits = self.classifier(self.dropout(out.pooler_output))
         return SequenceClassifierOutput(
             logits, out.pooler_output, out.hidden_states, out.attentions
@@ -450,10 +413,7 @@ def sanitize(
                 dropped_heads.append(key)
             continue
         out[key] = value  # not understood: the strict check will report it
-    if dropped_heads:
-        notes.append(
-            f"ignored {len(dropped_heads)} task-head weights ({summarize_keys(dropped_heads)})"
-        )
+    notes += ignored_heads_notes(dropped_heads)
     has_encoder = any(k.startswith("encoder.") for k in out)
     if (
         bare
@@ -468,13 +428,12 @@ def sanitize(
     return out, notes
 
 
-def build(config: dict[str, Any], task: str) -> nn.Module:
-    classes = {
-        "encoder": BertModel,
-        "masked_lm": BertForMaskedLM,
-        "sequence_classification": BertForSequenceClassification,
-    }
-    return build_for_task(task, BertModelArgs.from_dict(config), classes)
+build = task_builder(
+    BertModelArgs,
+    encoder=BertModel,
+    masked_lm=BertForMaskedLM,
+    sequence_classification=BertForSequenceClassification,
+)
 
 
 def _minilm_local_files() -> str | None:
@@ -520,7 +479,7 @@ CLASSIFIER = ClassifierLayout(
 )
 
 ARCHITECTURE = Architecture(
-    name="bert",
+    name=NAME,
     build=build,
     sanitize=sanitize,
     description="BERT encoders (BERT, MiniLM, ...): post-norm, absolute positions, token types",

@@ -16,21 +16,22 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..classifier_layout import ClassifierLayout
+from ..encoder import EncoderBase, EncoderTaskModel
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
+from ..pooling import mean_pooling
 from ..presets import ModelPreset
 from ..registry import Architecture
 from ._layers import (
     CompiledForward,
     attention,
-    build_for_task,
     get_activation,
+    ignored_heads_notes,
     key_padding_mask,
-    masked_mean,
     merge_heads,
     num_labels_from_config,
     require_positive,
     sliding_window_mask,
-    summarize_keys,
+    task_builder,
     to_mx,
     token_mask,
     validate_inputs,
@@ -38,6 +39,9 @@ from ._layers import (
 from .embedding import Embedding
 
 GLOBAL, LOCAL = "full_attention", "sliding_attention"
+
+#: The registry name of ModernBERT (its ``model_type``).
+NAME = "modernbert"
 
 
 @dataclass
@@ -215,28 +219,34 @@ class ModernBertEncoderLayer(nn.Module):
         return x + self.mlp(self.mlp_norm(x)), probs
 
 
-class ModernBertModel(nn.Module, CompiledForward):
+class ModernBertModel(EncoderBase, nn.Module, CompiledForward):
     """The bare ModernBERT encoder (``ModernBertModel``).
 
     ``hidden_states`` follows transformers 5.x: (embedding output, output of layers
     0 .. L-2, ``last_hidden_state``), i.e. the last entry is the final-normed output. The raw
-    output of the last layer is available from :meth:`encode_layers`. No pooler.
+    output of the last layer is available from :meth:`encode_layers`. No pooler. An
+    :class:`~mlxbert_core.Encoder`.
     """
+
+    architecture = NAME
 
     def __init__(self, args: ModernBertModelArgs):
         super().__init__()
         self.config = args
         self.embeddings = ModernBertEmbeddings(args)
-        self.layers = [ModernBertEncoderLayer(args, i) for i in range(args.num_hidden_layers)]
+        # Stored as the child "layers" (its checkpoint prefix) and read through the property
+        # below, which Encoder's isinstance check can see (it looks attributes up statically
+        # from Python 3.12 on, and module children are dict entries, not attributes).
+        self["layers"] = [ModernBertEncoderLayer(args, i) for i in range(args.num_hidden_layers)]
         self.final_norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
 
     @property
-    def hidden_size(self) -> int:
-        return self.config.hidden_size
+    def layers(self) -> list[ModernBertEncoderLayer]:
+        return self["layers"]
 
     @property
-    def num_layers(self) -> int:
-        return self.config.num_hidden_layers
+    def max_positions(self) -> int:
+        return self.config.max_position_embeddings
 
     def encode_layers(
         self,
@@ -253,7 +263,7 @@ class ModernBertModel(nn.Module, CompiledForward):
             input_ids,
             attention_mask,
             vocab_size=args.vocab_size,
-            max_positions=args.max_position_embeddings,
+            max_positions=self.max_positions,
             max_positions_name="max_position_embeddings",
             drop_full_mask=True,
         )
@@ -308,7 +318,7 @@ class ModernBertModel(nn.Module, CompiledForward):
                 input_ids,
                 attention_mask,
                 vocab_size=args.vocab_size,
-                max_positions=args.max_position_embeddings,
+                max_positions=self.max_positions,
                 max_positions_name="max_position_embeddings",
                 drop_full_mask=True,
                 check_device_values=self._check_mx_inputs,
@@ -364,9 +374,11 @@ class _TiedDecoder(nn.Module):
         return logits + self.bias if "bias" in self else logits
 
 
-class ModernBertForMaskedLM(nn.Module):
+class ModernBertForMaskedLM(EncoderTaskModel):
     """``ModernBertForMaskedLM``: logits = decoder(head(last_hidden_state)), decoder tied to
     the token embedding unless ``tie_word_embeddings`` is false."""
+
+    encoder_attr = "model"
 
     def __init__(self, args: ModernBertModelArgs):
         super().__init__()
@@ -378,21 +390,7 @@ class ModernBertForMaskedLM(nn.Module):
         else:
             self.decoder = nn.Linear(args.hidden_size, args.vocab_size, bias=args.decoder_bias)
 
-    def __call__(
-        self,
-        input_ids: mx.array,
-        attention_mask: mx.array | None = None,
-        token_type_ids: mx.array | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MaskedLMOutput:
-        out = self.model(
-            input_ids,
-            attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
+    def task_output(self, out: EncoderOutput, attention_mask: mx.array | None) -> MaskedLMOutput:
         h = self.head(out.last_hidden_state)
         if isinstance(self.decoder, _TiedDecoder):
             logits = self.decoder(h, self.model.embeddings.tok_embeddings)
@@ -401,9 +399,11 @@ class ModernBertForMaskedLM(nn.Module):
         return MaskedLMOutput(logits, out.hidden_states, out.attentions)
 
 
-class ModernBertForSequenceClassification(nn.Module):
+class ModernBertForSequenceClassification(EncoderTaskModel):
     """``ModernBertForSequenceClassification``: pool (``classifier_pooling`` cls | mean over
     real tokens), then head, dropout and ``classifier`` (which always has a bias)."""
+
+    encoder_attr = "model"
 
     def __init__(self, args: ModernBertModelArgs):
         super().__init__()
@@ -414,21 +414,9 @@ class ModernBertForSequenceClassification(nn.Module):
         self.drop = nn.Dropout(args.classifier_dropout)
         self.classifier = nn.Linear(args.hidden_size, args.num_labels)
 
-    def __call__(
-        self,
-        input_ids: mx.array,
-        attention_mask: mx.array | None = None,
-        token_type_ids: mx.array | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+    def task_output(
+        self, out: EncoderOutput, attention_mask: mx.array | None
     ) -> SequenceClassifierOutput:
-        out = self.model(
-            input_ids,
-            attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
         h = out.last_hidden_state
         if self.config.classifier_pooling == "mean":
             mask = (
@@ -436,7 +424,7 @@ class ModernBertForSequenceClassification(nn.Module):
                 if attention_mask is None
                 else token_mask(to_mx(attention_mask, "attention_mask"))
             )
-            pooled = masked_mean(h, mask)
+            pooled = mean_pooling(h, mask)
         else:
             pooled = h[:, 0]
         pooled = self.head(pooled)
@@ -486,20 +474,16 @@ def sanitize(
                 dropped_heads.append(key)
         else:
             out[key] = value  # not understood: the strict check will report it
-    if dropped_heads:
-        notes.append(
-            f"ignored {len(dropped_heads)} task-head weights ({summarize_keys(dropped_heads)})"
-        )
+    notes += ignored_heads_notes(dropped_heads)
     return out, notes
 
 
-def build(config: dict[str, Any], task: str) -> nn.Module:
-    classes = {
-        "encoder": ModernBertModel,
-        "masked_lm": ModernBertForMaskedLM,
-        "sequence_classification": ModernBertForSequenceClassification,
-    }
-    return build_for_task(task, ModernBertModelArgs.from_dict(config), classes)
+build = task_builder(
+    ModernBertModelArgs,
+    encoder=ModernBertModel,
+    masked_lm=ModernBertForMaskedLM,
+    sequence_classification=ModernBertForSequenceClassification,
+)
 
 
 PRESETS = (
@@ -544,7 +528,7 @@ CLASSIFIER = ClassifierLayout(
 )
 
 ARCHITECTURE = Architecture(
-    name="modernbert",
+    name=NAME,
     build=build,
     sanitize=sanitize,
     description="ModernBERT: pre-norm, RoPE, alternating global / sliding-window attention, GeGLU",

@@ -14,23 +14,27 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..classifier_layout import ClassifierLayout
+from ..encoder import EncoderBase, EncoderTaskModel
 from ..outputs import EncoderOutput, MaskedLMOutput, SequenceClassifierOutput
 from ..presets import ModelPreset
 from ..registry import Architecture
 from ._layers import (
     CompiledForward,
     attention,
-    build_for_task,
+    ignored_heads_notes,
     key_padding_mask,
     merge_heads,
     num_labels_from_config,
     require_positive,
     silu,
-    summarize_keys,
+    task_builder,
     token_mask,
     validate_inputs,
 )
 from .embedding import Embedding
+
+#: The registry name of NeoBERT (its ``model_type``).
+NAME = "neobert"
 
 
 @dataclass
@@ -145,15 +149,18 @@ class EncoderBlock(nn.Module):
         return x + self.ffn(self.ffn_norm(x)), probs
 
 
-class NeoBERT(nn.Module, CompiledForward):
+class NeoBERT(EncoderBase, nn.Module, CompiledForward):
     """The bare NeoBERT encoder.
 
     ``hidden_states`` follows the hub NeoBERT convention, which differs from BERT's: one
     entry per layer, each the layer output *before* the final ``layer_norm``, and no
     embedding entry (the embedding lookup is ``model.encoder(input_ids)``). No pooler.
     ``output_attentions`` returns correctly masked softmax probabilities (the hub code's
-    attentions path multiplies scores by the mask instead, so it has no reference here).
+    attentions path multiplies scores by the mask instead, so it has no reference here). An
+    :class:`~mlxbert_core.Encoder`.
     """
+
+    architecture = NAME
 
     def __init__(self, args: NeoBertModelArgs):
         super().__init__()
@@ -163,12 +170,12 @@ class NeoBERT(nn.Module, CompiledForward):
         self.layer_norm = nn.RMSNorm(args.hidden_size, eps=args.norm_eps)
 
     @property
-    def hidden_size(self) -> int:
-        return self.config.hidden_size
+    def max_positions(self) -> int:
+        return self.config.max_length
 
     @property
-    def num_layers(self) -> int:
-        return self.config.num_hidden_layers
+    def layers(self) -> list[EncoderBlock]:
+        return self.transformer_encoder
 
     def __call__(
         self,
@@ -186,7 +193,7 @@ class NeoBERT(nn.Module, CompiledForward):
             input_ids,
             attention_mask,
             vocab_size=args.vocab_size,
-            max_positions=args.max_length,
+            max_positions=self.max_positions,
             max_positions_name="max_length",
             drop_full_mask=True,
             check_device_values=self._check_device_values(plain),
@@ -198,7 +205,7 @@ class NeoBERT(nn.Module, CompiledForward):
         x = self.encoder(input_ids)
         hidden_states = [] if output_hidden_states else None
         attentions = [] if output_attentions else None
-        for layer in self.transformer_encoder:
+        for layer in self.layers:
             x, probs = layer(x, mask, output_attentions)
             if hidden_states is not None:
                 hidden_states.append(x)
@@ -216,13 +223,15 @@ class NeoBERT(nn.Module, CompiledForward):
         """(last_hidden_state,): the traced body of the compiled forward."""
         mask = key_padding_mask(token_mask(attention_mask))
         x = self.encoder(input_ids)
-        for layer in self.transformer_encoder:
+        for layer in self.layers:
             x, _ = layer(x, mask)
         return (self.layer_norm(x),)
 
 
-class NeoBERTLMHead(nn.Module):
+class NeoBERTLMHead(EncoderTaskModel):
     """``NeoBERTLMHead``: logits = decoder(last_hidden_state), decoder untied with a bias."""
+
+    encoder_attr = "model"
 
     def __init__(self, args: NeoBertModelArgs):
         super().__init__()
@@ -230,27 +239,15 @@ class NeoBERTLMHead(nn.Module):
         self.model = NeoBERT(args)
         self.decoder = nn.Linear(args.hidden_size, args.vocab_size)
 
-    def __call__(
-        self,
-        input_ids: mx.array,
-        attention_mask: mx.array | None = None,
-        token_type_ids: mx.array | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MaskedLMOutput:
-        out = self.model(
-            input_ids,
-            attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
+    def task_output(self, out: EncoderOutput, attention_mask: mx.array | None) -> MaskedLMOutput:
         logits = self.decoder(out.last_hidden_state)
         return MaskedLMOutput(logits, out.hidden_states, out.attentions)
 
 
-class NeoBERTForSequenceClassification(nn.Module):
+class NeoBERTForSequenceClassification(EncoderTaskModel):
     """logits = classifier(dropout(tanh(dense(dropout(last_hidden_state[:, 0])))))."""
+
+    encoder_attr = "model"
 
     def __init__(self, args: NeoBertModelArgs):
         super().__init__()
@@ -261,21 +258,9 @@ class NeoBERTForSequenceClassification(nn.Module):
         self.dropout = nn.Dropout(args.classifier_dropout)
         self.classifier = nn.Linear(args.hidden_size, args.num_labels)
 
-    def __call__(
-        self,
-        input_ids: mx.array,
-        attention_mask: mx.array | None = None,
-        token_type_ids: mx.array | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+    def task_output(
+        self, out: EncoderOutput, attention_mask: mx.array | None
     ) -> SequenceClassifierOutput:
-        out = self.model(
-            input_ids,
-            attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
         pooled = mx.tanh(self.dense(self.dropout(out.last_hidden_state[:, 0])))
         logits = self.classifier(self.dropout(pooled))
         return SequenceClassifierOutput(logits, pooled, out.hidden_states, out.attentions)
@@ -319,20 +304,16 @@ def sanitize(
                 dropped_heads.append(key)
         else:
             out[key] = value  # not understood: the strict check will report it
-    if dropped_heads:
-        notes.append(
-            f"ignored {len(dropped_heads)} task-head weights ({summarize_keys(dropped_heads)})"
-        )
+    notes += ignored_heads_notes(dropped_heads)
     return out, notes
 
 
-def build(config: dict[str, Any], task: str) -> nn.Module:
-    classes = {
-        "encoder": NeoBERT,
-        "masked_lm": NeoBERTLMHead,
-        "sequence_classification": NeoBERTForSequenceClassification,
-    }
-    return build_for_task(task, NeoBertModelArgs.from_dict(config), classes)
+build = task_builder(
+    NeoBertModelArgs,
+    encoder=NeoBERT,
+    masked_lm=NeoBERTLMHead,
+    sequence_classification=NeoBERTForSequenceClassification,
+)
 
 
 PRESETS = (
@@ -353,7 +334,7 @@ CLASSIFIER = ClassifierLayout(
 )
 
 ARCHITECTURE = Architecture(
-    name="neobert",
+    name=NAME,
     build=build,
     sanitize=sanitize,
     description="NeoBERT: pre-RMSNorm, RoPE (adjacent pairs), per-head qkv, SwiGLU",

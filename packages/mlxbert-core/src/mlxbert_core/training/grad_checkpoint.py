@@ -27,57 +27,33 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_unflatten
 
-# Attribute paths, tried in order, where encoders keep their stack of layers
-# (transformers' BERT: encoder.layer; mlx-lm style: layers; ModernBERT: layers; M2: ...).
-LAYER_LIST_PATHS = (
-    "encoder.layer",
-    "encoder.layers",
-    "bert.encoder.layer",
-    "model.encoder.layer",
-    "encoder.encoder.layer",
-    "layers",
-    "model.layers",
-    "transformer_encoder",
-    "transformer.layers",
-    "blocks",
-)
+from ..encoder import find_encoder
 
 _CHECKPOINTED_CLASSES: dict[type, type] = {}
 
 
-def _get_path(obj: Any, path: str) -> Any:
-    for name in path.split("."):
-        if isinstance(obj, dict):
-            obj = obj.get(name)
-        else:
-            obj = getattr(obj, name, None)
-        if obj is None:
-            return None
-    return obj
+def _layer_list(value: Any) -> list[nn.Module] | None:
+    if isinstance(value, (list, tuple)) and value and all(isinstance(m, nn.Module) for m in value):
+        return list(value)
+    return None
 
 
 def find_layers(model: nn.Module) -> list[nn.Module]:
-    """The model's list of transformer layers (searched at :data:`LAYER_LIST_PATHS`, then
-    one level below each child module, e.g. ``encoder.bert.encoder.layer`` in a task model)."""
-    for path in LAYER_LIST_PATHS:
-        found = _get_path(model, path)
-        if (
-            isinstance(found, (list, tuple))
-            and found
-            and all(isinstance(m, nn.Module) for m in found)
-        ):
-            return list(found)
-    for _, child in model.children().items():
-        if isinstance(child, nn.Module):
-            try:
-                return find_layers(child)
-            except ValueError:
-                continue
-    raise ValueError(
-        f"Could not find the layer list of {type(model).__name__} (looked at "
-        f"{', '.join(LAYER_LIST_PATHS)}). Pass the layers explicitly: "
-        "enable_gradient_checkpointing(model.<path to layers>)."
-    )
+    """The model's list of transformer layers, as its encoder states them.
+
+    ``model`` is an :class:`~mlxbert_core.Encoder` (its ``layers``), or holds one (a task
+    model's ``encoder``, a ``*ForSequenceClassification``'s ``bert``: the encoder closest to
+    the root). Any other model may keep its stack of layers as ``layers``, MLX's convention.
+    """
+    encoder = find_encoder(model)
+    found = _layer_list(encoder.layers if encoder is not None else model.get("layers"))
+    if found is None:
+        raise ValueError(
+            f"Could not find the layer list of {type(model).__name__}: it is not an "
+            "mlxbert_core.Encoder, holds none, and has no 'layers' list. Pass the layers "
+            "explicitly: enable_gradient_checkpointing(model.<path to layers>)."
+        )
+    return found
 
 
 def _is_float_array(value: Any) -> bool:

@@ -28,19 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 import mlx.core as mx
-from mlx.utils import tree_map
-
-DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
-
-
-def resolve_dtype(name: str | mx.Dtype) -> mx.Dtype:
-    """``"bfloat16"`` -> ``mx.bfloat16`` (dtype objects pass through)."""
-    if isinstance(name, mx.Dtype):
-        return name
-    try:
-        return DTYPES[name]
-    except KeyError:
-        raise ValueError(f"Unknown compute dtype {name!r}: use one of {sorted(DTYPES)}") from None
+from mlx.utils import tree_flatten, tree_map
 
 
 def cast_floating(tree: Any, dtype: mx.Dtype) -> Any:
@@ -63,8 +51,6 @@ def all_finite(tree: Any) -> mx.array:
 
 
 def _leaves(tree: Any) -> list[mx.array]:
-    from mlx.utils import tree_flatten
-
     return [v for _, v in tree_flatten(tree) if isinstance(v, mx.array)]
 
 

@@ -26,12 +26,13 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
+from ..dtypes import parse_dtype
 from . import checkpointing, distributed, overlap
 from .clipping import clip_grad_norm, global_norm
 from .config import TrainingConfig
 from .grad_checkpoint import enable_gradient_checkpointing, find_layers
 from .optimizer import build_optimizer
-from .precision import DynamicLossScale, all_finite, cast_floating, resolve_dtype
+from .precision import DynamicLossScale, all_finite, cast_floating
 from .schedules import build_schedule
 
 LossFn = Callable[[nn.Module, dict[str, mx.array]], mx.array]
@@ -84,9 +85,9 @@ class Trainer:
         self.group = group or distributed.init()
         self.world_size = self.group.size()
         self.rank = self.group.rank()
-        self.compute_dtype = resolve_dtype(config.compute_dtype)
+        self.compute_dtype = parse_dtype(config.compute_dtype)
         self._reduce_dtype = (
-            resolve_dtype(config.grad_reduce_dtype) if config.grad_reduce_dtype else None
+            parse_dtype(config.grad_reduce_dtype) if config.grad_reduce_dtype else None
         )
         self._comm_stream = (
             mx.new_stream(mx.default_device())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import mlx.core as mx
@@ -14,7 +14,10 @@ from mlx.utils import tree_flatten
 from .config import LoraConfig, name_matches
 from .layers import LoRALinear
 from .model_tree import LINEAR_TYPES, get_module, linear_paths, linear_shape, set_module
-from .qbase import QLoRABaseLinear
+
+#: ``quantize_layer(linear, group_size, bits) -> quantized layer``: how QLoRA quantizes a base
+#: layer (``nn.QuantizedLinear.from_linear`` and its subclasses' have this signature).
+QuantizeLayer = Callable[[nn.Linear, int, int], nn.Module]
 
 # The config an adapted model was built with lives on the root module as a plain attribute
 # (not an array, so it is not a parameter and never reaches a compiled function).
@@ -61,13 +64,24 @@ def plan_from_config(model: nn.Module, config: LoraConfig) -> dict[str, ModulePl
     return plan
 
 
-def apply_lora(model: nn.Module, config: LoraConfig | None = None) -> nn.Module:
+def apply_lora(
+    model: nn.Module,
+    config: LoraConfig | None = None,
+    *,
+    quantize_layer: QuantizeLayer | None = None,
+) -> nn.Module:
     """Add LoRA adapters to `model` in place (and return it).
 
     Every `nn.Linear` / `nn.QuantizedLinear` whose dotted path matches `config.target_modules`
-    is wrapped in a `LoRALinear`. All other parameters are frozen except the adapters,
-    `config.modules_to_save` and the biases selected by `config.bias`. With
-    `config.quantize_bits` (the "qlora" preset) the other Linear layers are first quantized.
+    is wrapped in a `LoRALinear`; a layer that is already quantized (by mlxbert-quant, say)
+    stays as it is, as the frozen base. All other parameters are frozen except the adapters,
+    `config.modules_to_save` and the biases selected by `config.bias`.
+
+    With `config.quantize_bits` (the "qlora" preset) the float Linear layers are first
+    quantized, each by `quantize_layer(linear, group_size, bits)`; the default is MLX's
+    `nn.QuantizedLinear.from_linear`. Its product is slow for many rows (MLX's quantized
+    matmul; on the CPU a plain loop): pass `mlxbert_quant.QuantizedLinear.from_linear` for a
+    layer that multiplies training batches by the dequantized weight (see the README).
     """
     config = LoraConfig() if config is None else config
     if lora_layers(model):
@@ -92,12 +106,12 @@ def apply_lora(model: nn.Module, config: LoraConfig | None = None) -> nn.Module:
             stacklevel=2,
         )
     if config.quantize_bits is not None:
-        _quantize_base(model, config)
+        _quantize_base(model, config, quantize_layer or nn.QuantizedLinear.from_linear)
     apply_plan(model, plan, config)
     return model
 
 
-def _quantize_base(model: nn.Module, config: LoraConfig) -> None:
+def _quantize_base(model: nn.Module, config: LoraConfig, quantize_layer: QuantizeLayer) -> None:
     """QLoRA: quantize every float Linear except modules_to_save (and layers whose input size
     is not a multiple of the group size, which `mx.quantize` cannot handle)."""
     saved = _modules_to_save_paths(model, config.modules_to_save)
@@ -110,7 +124,7 @@ def _quantize_base(model: nn.Module, config: LoraConfig) -> None:
             continue
         if layer.weight.shape[1] % group:
             continue
-        set_module(model, path, QLoRABaseLinear.from_linear(layer, group, config.quantize_bits))
+        set_module(model, path, quantize_layer(layer, group, config.quantize_bits))
 
 
 def apply_plan(model: nn.Module, plan: dict[str, ModulePlan], config: LoraConfig) -> None:

@@ -96,7 +96,8 @@ class LoraConfig:
         task_type: PEFT task type written to `adapter_config.json`. "SEQ_CLS" adds
             "classifier" and "score" to `modules_to_save`, as PEFT does.
         quantize_bits / quantize_group_size: QLoRA; `apply_lora` first quantizes every other
-            Linear layer of the base (not `modules_to_save`) with `nn.QuantizedLinear`.
+            Linear layer of the base (not `modules_to_save`), by default with
+            `nn.QuantizedLinear` (see `apply_lora`'s `quantize_layer`).
     """
 
     r: int = 8

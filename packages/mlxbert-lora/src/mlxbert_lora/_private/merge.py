@@ -78,7 +78,8 @@ def _merge_layer(path: str, layer: LoRALinear, requantize: bool):
     out_dims, in_dims = merged_w.shape
 
     if quantized and requantize:
-        new = nn.QuantizedLinear(
+        # The base's own class: a subclass with a faster product (mlxbert-quant's) stays one.
+        new = type(base)(
             in_dims, out_dims, bias is not None, base.group_size, base.bits, mode=base.mode
         )
         q = mx.quantize(merged_w, base.group_size, base.bits, mode=base.mode)

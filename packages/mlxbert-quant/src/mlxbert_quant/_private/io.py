@@ -25,6 +25,7 @@ from .selection import leaf_modules
 
 __all__ = [
     "FORMAT",
+    "apply_quantization_config",
     "load_quantized",
     "quantization_config",
     "read_quantization_config",
@@ -147,20 +148,11 @@ def _expected_shapes(module: nn.Module, settings: LayerSettings) -> dict[str, tu
     return shapes
 
 
-def load_quantized(model: nn.Module, directory: str | Path) -> nn.Module:
-    """Quantize the float skeleton ``model`` as the saved block says and load the weights.
-
-    Everything is checked before the model changes: listed layers that are missing or not
-    float ``Linear`` / ``Embedding``, settings that do not fit, and every missing, unexpected
-    or mis-shaped weight are reported together in one ``QuantizationError``.
-    """
-    directory = Path(directory)
-    block = read_quantization_config(directory)
-    weights_path = directory / WEIGHTS_FILE
-    if not weights_path.exists():
-        raise QuantizationError(f"No {WEIGHTS_FILE} in {directory}.")
-
-    modules = dict(leaf_modules(model))
+def _layers_of_block(
+    modules: dict[str, nn.Module], block: Mapping
+) -> tuple[dict[str, LayerSettings], list[str]]:
+    """Each listed layer's settings, and the problems (missing or non-float layers, settings
+    that do not fit)."""
     layers: dict[str, LayerSettings] = {}
     problems: list[str] = []
     for path, raw in block["layers"].items():
@@ -177,7 +169,42 @@ def load_quantized(model: nn.Module, directory: str | Path) -> nn.Module:
         settings = LayerSettings(int(raw["bits"]), int(raw["group_size"]), raw["mode"])
         problems += [f"  {path}: {p}" for p in settings.problems(module.weight.shape[-1])]
         layers[path] = settings
+    return layers, problems
 
+
+def apply_quantization_config(model: nn.Module, config: str | Path | Mapping) -> nn.Module:
+    """Quantize the float skeleton ``model`` as a saved block says (a folder, a ``config.json``
+    path, a config dict or the block itself), without loading weights; returns the model.
+
+    For loaders that read the weights themselves (``mlxbert_core.from_pretrained``). Every
+    problem is listed in one ``QuantizationError`` and the model is left unchanged.
+    """
+    block = read_quantization_config(config)
+    layers, problems = _layers_of_block(dict(leaf_modules(model)), block)
+    if problems:
+        raise QuantizationError(
+            "Cannot quantize the model as its quantization block says; the model was left "
+            "unchanged:\n" + "\n".join(problems)
+        )
+    apply_plan(model, layers)
+    return model
+
+
+def load_quantized(model: nn.Module, directory: str | Path) -> nn.Module:
+    """Quantize the float skeleton ``model`` as the saved block says and load the weights.
+
+    Everything is checked before the model changes: listed layers that are missing or not
+    float ``Linear`` / ``Embedding``, settings that do not fit, and every missing, unexpected
+    or mis-shaped weight are reported together in one ``QuantizationError``.
+    """
+    directory = Path(directory)
+    block = read_quantization_config(directory)
+    weights_path = directory / WEIGHTS_FILE
+    if not weights_path.exists():
+        raise QuantizationError(f"No {WEIGHTS_FILE} in {directory}.")
+
+    modules = dict(leaf_modules(model))
+    layers, problems = _layers_of_block(modules, block)
     expected = {k: tuple(v.shape) for k, v in tree_flatten(model.parameters())}
     for path, settings in layers.items():
         for key in [k for k in expected if k.rsplit(".", 1)[0] == path]:

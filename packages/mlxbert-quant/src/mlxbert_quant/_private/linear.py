@@ -1,20 +1,22 @@
-"""The quantized linear layer this package installs: ``nn.QuantizedLinear`` with a fast path
-for many rows.
+"""The quantized linear layer of mlxbert: ``nn.QuantizedLinear`` with a fast path for many rows.
 
-``nn.QuantizedLinear`` multiplies by its packed weight with ``mx.quantized_matmul``. MLX's CPU
-version of that product is a plain loop, far from the BLAS matrix product: for 128 rows by
-768 x 3072 (float32, 2 cores) it takes 348 ms, against 18 ms to dequantize the weight (11 ms)
-and multiply. On a GPU the quantized kernel is the faster one for up to a few thousand rows
-(H100, bfloat16, 16,384 rows by 768 x 3072: 1.16 ms against 0.68 ms for a plain product).
+``nn.QuantizedLinear`` multiplies by its packed weight with ``mx.quantized_matmul``, which keeps
+the weight packed all the way into the kernel: the right choice for a handful of rows. For many
+rows it is the wrong one. MLX's CPU version of that product is a plain loop, far from the BLAS
+matrix product, so from a few rows on it costs more than dequantizing the whole weight and
+calling BLAS; on a GPU the quantized kernel wins up to a few thousand rows and loses beyond.
+The measurements behind the two thresholds are in this package's README ("Speed").
 
 :class:`QuantizedLinear` keeps the parameters, the checkpoint names and ``isinstance`` of
 ``nn.QuantizedLinear``; from :data:`MIN_ROWS_CPU` rows on the CPU and :data:`MIN_ROWS_GPU`
 rows on a GPU it multiplies by the dequantized weight instead. The weights stay packed in
 memory: the float copy lives for one product, and a backward pass (when the layer is the
-frozen base of an adapter) dequantizes again instead of keeping it.
+frozen base of an adapter, as in QLoRA) dequantizes again instead of keeping it.
 
-mlxbert-core (loading a saved folder) and mlxbert-lora's QLoRA base layers make the same
-choice; none of the three packages depends on another, so each carries its own copy.
+This is the one copy of the layer: :func:`~mlxbert_quant.quantize` and ``load_quantized``
+install it, ``mlxbert_core.from_pretrained`` gives it to the layers of a saved quantized
+folder, and mlxbert-lora adapts it like any ``nn.QuantizedLinear`` (pass
+``QuantizedLinear.from_linear`` to ``apply_lora(..., quantize_layer=...)`` for QLoRA).
 """
 
 from __future__ import annotations
@@ -24,13 +26,18 @@ import functools
 import mlx.core as mx
 import mlx.nn as nn
 
+__all__ = [
+    "MIN_ROWS_CPU",
+    "MIN_ROWS_GPU",
+    "QuantizedLinear",
+    "dequantize_first",
+    "install_fast_products",
+]
+
 #: Rows (product of the input's leading dimensions) from which a CPU product dequantizes first:
-#: the quantized product costs about as much per row as a whole dequantization (768 x 3072:
-#: 2.9 ms a row against 9.4 ms to dequantize; 8 rows 22 ms against 13 ms).
+#: there the quantized product of a handful of rows costs about a whole dequantization.
 MIN_ROWS_CPU = 8
-#: The same on a GPU. A 4-bit BERT-base forward (H200, bfloat16, eager) took 6.7-7.2 ms against
-#: 9.9-10.8 ms through the quantized kernel at 4,096 rows, 13.1 against 28.2 ms at 16,384; at
-#: 2,048 rows the two were within noise and at 1,024 the kernel won (4.4 against 5.2 ms).
+#: The same on a GPU, where the quantized kernel stays the faster one for a few thousand rows.
 MIN_ROWS_GPU = 4096
 
 
@@ -76,7 +83,8 @@ def _frozen(layer: nn.QuantizedLinear) -> bool:
 
 class QuantizedLinear(nn.QuantizedLinear):
     """``nn.QuantizedLinear`` whose many-row products use the dequantized weight (see the
-    module docstring)."""
+    module docstring). Build one with ``QuantizedLinear.from_linear(linear, group_size, bits,
+    mode)`` or give a whole model's layers the fast path with :func:`install_fast_products`."""
 
     def __call__(self, x: mx.array) -> mx.array:
         if not dequantize_first(x) or not _frozen(self):

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import mlx.nn as nn
+from mlx.utils import tree_flatten
 
 __all__ = ["DEFAULT_SKIP", "SENSITIVE_LAYERS", "Selector", "compile_selectors", "leaf_modules"]
 
@@ -78,6 +79,4 @@ def compile_selectors(spec: Selector | Iterable[Selector] | None) -> list[Matche
 
 def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """``(dotted path, module)`` for every leaf module, the paths ``nn.quantize`` uses."""
-    from mlx.utils import tree_flatten
-
     return tree_flatten(model.leaf_modules(), is_leaf=nn.Module.is_module)
