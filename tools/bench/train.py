@@ -129,8 +129,13 @@ def with_adapter(model, adapter):
     "balanced": float base; r=8 on attention), or unchanged when ``adapter`` is None."""
     if adapter:
         from mlxbert_lora import LoraConfig, apply_lora
+        from mlxbert_quant import QuantizedLinear
 
-        apply_lora(model, LoraConfig.preset(adapter, model=model))
+        apply_lora(
+            model,
+            LoraConfig.preset(adapter, model=model),
+            quantize_layer=QuantizedLinear.from_linear,  # the fast quantized product
+        )
         mx.eval(model.parameters())
     return model
 
@@ -165,16 +170,16 @@ def mlx_runner(
 
     if min_rows is None:
         return run
-    from mlxbert_lora._private import qbase
+    from mlxbert_quant._private import linear
 
     def run_with_threshold(steps: int) -> float:
         # Read when the step is traced (its first call) or, uncompiled, on every call.
-        defaults = qbase.MIN_ROWS, qbase.MIN_ROWS_CPU
-        qbase.MIN_ROWS = qbase.MIN_ROWS_CPU = min_rows
+        defaults = linear.MIN_ROWS_GPU, linear.MIN_ROWS_CPU
+        linear.MIN_ROWS_GPU = linear.MIN_ROWS_CPU = min_rows
         try:
             return run(steps)
         finally:
-            qbase.MIN_ROWS, qbase.MIN_ROWS_CPU = defaults
+            linear.MIN_ROWS_GPU, linear.MIN_ROWS_CPU = defaults
 
     return run_with_threshold
 

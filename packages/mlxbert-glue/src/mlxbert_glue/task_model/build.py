@@ -55,12 +55,6 @@ def load_encoder(
     return encoder
 
 
-def architecture_of(encoder: Any) -> str:
-    """The registry name of an encoder's architecture."""
-    config = dict(getattr(encoder, "config_dict", None) or {})
-    return resolve_architecture(config).name
-
-
 def resolve_head(
     head_type: str, num_labels: int | None, labels: list[str] | None, options: dict[str, Any]
 ) -> tuple[str, int]:
@@ -161,12 +155,24 @@ def _lora_config(lora: Any, model: Any, quantize: int | None):
     return config
 
 
+def _fast_quantized_layer(quantize: int | None):
+    """mlxbert-quant's quantized layer (a fast product for many rows) for QLoRA's base, when
+    that extra is installed; else LoRA's default (MLX's plain quantized layer)."""
+    if quantize is None:
+        return None
+    try:
+        from mlxbert_quant import QuantizedLinear
+    except ImportError:
+        return None
+    return QuantizedLinear.from_linear
+
+
 def _add_adapters(model: TaskModel, info: TaskModelInfo, lora: Any, quantize: int | None):
     if lora is not None:
         from mlxbert_lora import apply_lora
 
         config = _lora_config(lora, model, quantize)
-        apply_lora(model, config)
+        apply_lora(model, config, quantize_layer=_fast_quantized_layer(quantize))
         info.lora = config.to_peft_dict()
     elif quantize is not None:
         try:
@@ -219,7 +225,7 @@ def create_task_model(
     encoder = load_encoder(name_or_path, dtype=dtype, checkpoint=checkpoint)
     folder = Path(getattr(encoder, "name_or_path", "") or str(name_or_path))
     config = encoder_config(getattr(encoder, "config_dict", None) or {})
-    architecture = architecture_of(encoder)
+    architecture = encoder.architecture
     plan = plan_head(classifier_layout(architecture), config, int(encoder.hidden_size), pooling)
     info = TaskModelInfo(
         task=task or head_key,
@@ -243,7 +249,6 @@ def create_task_model(
 
 
 __all__ = [
-    "architecture_of",
     "build_task_model",
     "create_task_model",
     "load_encoder",
