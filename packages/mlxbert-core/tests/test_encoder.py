@@ -17,7 +17,15 @@ from mlxbert_core.models import bert, modernbert, neobert
 from mlxbert_core.training import enable_gradient_checkpointing, find_layers
 
 FIXTURES = Path(__file__).parent / "fixtures"
-MEMBERS = ("hidden_size", "max_positions", "layers", "config_dict", "name_or_path", "architecture")
+MEMBERS = (
+    "hidden_size",
+    "max_positions",
+    "layers",
+    "config_dict",
+    "name_or_path",
+    "architecture",
+    "input_length",
+)
 #: (architecture module, fixture folder, the config key that holds the position limit)
 ARCHITECTURES = [
     (bert, "bert", "max_position_embeddings"),
@@ -46,6 +54,7 @@ def test_encoders_implement_the_protocol(module, folder, limit_key):
     assert all(isinstance(layer, nn.Module) for layer in model.layers)
     assert model.config_dict == config  # the config it was built from
     assert model.name_or_path == ""
+    assert model.input_length is None  # batches pad to their longest input
     out = model(IDS, mx.ones(IDS.shape, dtype=mx.int32), output_hidden_states=True)
     assert out.last_hidden_state.shape == (*IDS.shape, model.hidden_size)
 

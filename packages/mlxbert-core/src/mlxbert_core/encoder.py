@@ -11,6 +11,10 @@ models of mlxbert-glue -- never probe attributes or test architecture names:
 * ``config_dict``: its Hugging Face ``config.json`` as a dict;
 * ``name_or_path``: where it was loaded from (``""`` when built directly);
 * ``architecture``: its registry name (``mlxbert_core.available_architectures()``);
+* ``input_length``: the length every input is padded to, for encoders whose outputs depend
+  on the padding (M2-BERT's long convolutions see the padded positions, and its reference
+  pads every input to ``max_positions``); None for the others, whose batches pad to their
+  longest input;
 * calling it: ``encoder(input_ids, attention_mask=None, token_type_ids=None, *,
   output_hidden_states=False, output_attentions=False) -> EncoderOutput``.
 
@@ -61,6 +65,9 @@ class Encoder(Protocol):
     @property
     def architecture(self) -> str: ...
 
+    @property
+    def input_length(self) -> int | None: ...
+
     def __call__(
         self,
         input_ids: mx.array,
@@ -90,6 +97,11 @@ class EncoderBase:
 
     #: The architecture's registry name; each encoder class sets it.
     architecture: ClassVar[str] = ""
+
+    @property
+    def input_length(self) -> int | None:
+        """None: batches pad to their longest input (padding does not change real tokens)."""
+        return None
 
     @property
     def hidden_size(self) -> int:

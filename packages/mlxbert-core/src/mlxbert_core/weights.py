@@ -17,7 +17,21 @@ __all__ = ["WeightMismatchError", "check_weights", "load_weights_strict"]
 
 
 class WeightMismatchError(ValueError):
-    """The checkpoint's weights do not match the model (every mismatch is listed)."""
+    """The checkpoint's weights do not match the model (every mismatch is listed, and kept as
+    ``missing``, ``unexpected`` and ``misshaped`` parameter names for callers to inspect)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        missing: Collection[str] = (),
+        unexpected: Collection[str] = (),
+        misshaped: Collection[str] = (),
+    ):
+        super().__init__(message)
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+        self.misshaped = list(misshaped)
 
 
 def check_weights(
@@ -70,7 +84,9 @@ def load_weights_strict(
             )
         if hint:
             lines.append(hint)
-        raise WeightMismatchError("\n".join(lines))
+        raise WeightMismatchError(
+            "\n".join(lines), missing=missing, unexpected=unexpected, misshaped=misshaped
+        )
     model.update(tree_unflatten(list(weights.items())))
     if dtype is not None:
         model.set_dtype(dtype)

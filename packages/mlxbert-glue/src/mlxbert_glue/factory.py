@@ -6,8 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .task_model import create_task_model
-from .tasks import get_task
+from .task_model import create_task_model, register_labels
+from .tasks import TASKS, get_task
+
+# GLUE names the labels of checkpoints that only have placeholders (``Classifier(...,
+# task="sst2")``): the task-model layer asks this registry, never GLUE's tables.
+for _task in TASKS.values():
+    if _task.display_labels:
+        register_labels(_task.name, _task.display_labels)
 
 
 def resolve_task(

@@ -138,6 +138,7 @@ def finetune(
     compile: bool | None = None,
     seeds: list[int] | tuple[int, ...] | int | None = None,
     init_from: str | Path | None = None,
+    checkpoint: str | None = None,
     lora: Any = None,
     quantize: int | None = None,
     pooling: str | None = None,
@@ -159,6 +160,8 @@ def finetune(
         learning_rate … compile: override the task's default recipe
             (:data:`mlxbert_glue.RECIPES`); ``None`` keeps the default.
         seeds: one seed or several; default: the recipe's seeds (several for small tasks).
+        checkpoint: the checkpoint file to start from when ``model``'s folder holds several
+            (M2-BERT's Composer ``.pt``, ``pytorch_model.bin``, ``model.safetensors``).
         init_from: a fine-tuned model folder (for example an MNLI model) whose encoder
             weights start this run, as the recipe does for RTE, MRPC and STS-B. Its
             classifier is not used.
@@ -204,10 +207,13 @@ def finetune(
     dev_ex = load_task(t, data_dir, "dev").subset(max_eval_samples)
     source = str(init_from) if init_from is not None else str(model)
     model_kwargs = {"lora": lora, "quantize": quantize, "dtype": dtype, "pooling": recipe.pooling}
+    if checkpoint is not None and init_from is None:
+        model_kwargs["checkpoint"] = checkpoint
     run_settings = {
         "task": t.name,
         "model": str(model),
         "init_from": None if init_from is None else str(init_from),
+        "checkpoint": checkpoint,
         "recipe": recipe.to_dict(),
         "train_examples": len(train_ex),
         "dev_examples": len(dev_ex),

@@ -7,7 +7,7 @@ loss = model.loss({"input_ids": ids, "attention_mask": mask, "labels": y})
 """
 
 from . import calibration, losses, metrics
-from .calibration import choose_threshold, fit_temperature
+from .calibration import choose_threshold, choose_thresholds, fit_temperature
 from .heads import (
     ACTIVATIONS,
     BinaryClassificationHead,
@@ -50,6 +50,7 @@ __all__ = [
     "available_tasks",
     "calibration",
     "choose_threshold",
+    "choose_thresholds",
     "create_head",
     "default_head_for",
     "default_metrics_for",

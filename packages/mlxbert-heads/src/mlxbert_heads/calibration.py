@@ -143,4 +143,50 @@ def choose_threshold(probabilities, targets, *, criterion: str = "f1") -> float:
     return float(ordered[cut])
 
 
-__all__ = ["THRESHOLD_CRITERIA", "choose_threshold", "fit_temperature", "temperature_nll"]
+#: Positive validation examples a label needs for a threshold of its own (fewer: the global
+#: one); a threshold fitted on one or two positives mostly memorises them.
+MIN_POSITIVES = 5
+
+
+def choose_thresholds(
+    probabilities,
+    targets,
+    *,
+    criterion: str = "f1",
+    min_positives: int = MIN_POSITIVES,
+    default=0.5,
+) -> list[float]:
+    """Per-column thresholds for (n, k) multilabel probabilities and 0/1 targets.
+
+    Columns with at least ``min_positives`` positives (and some negatives) get their own
+    :func:`choose_threshold`; the others one global threshold chosen on every column pooled
+    (the micro-averaged criterion), or ``default`` (a number, or one per column) when no
+    column is rich enough to pool or ``min_positives`` is 0.
+    """
+    proba = np.asarray(probabilities, dtype=np.float64)
+    truth = np.asarray(targets)
+    if proba.ndim != 2 or truth.shape != proba.shape:
+        raise ValueError(
+            f"probabilities and targets must both be (n, k), got {proba.shape} and {truth.shape}"
+        )
+    k = proba.shape[1]
+    fallback = [float(x) for x in np.broadcast_to(np.asarray(default, np.float64), (k,))]
+    positives, negatives = truth.sum(axis=0), (1 - truth).sum(axis=0)
+    own = (positives >= max(min_positives, 1)) & (negatives > 0)
+    if min_positives > 0 and truth.any() and (1 - truth).any():
+        pooled = choose_threshold(proba.reshape(-1), truth.reshape(-1), criterion=criterion)
+        fallback = [pooled] * k
+    return [
+        choose_threshold(proba[:, j], truth[:, j], criterion=criterion) if own[j] else fallback[j]
+        for j in range(k)
+    ]
+
+
+__all__ = [
+    "MIN_POSITIVES",
+    "THRESHOLD_CRITERIA",
+    "choose_threshold",
+    "choose_thresholds",
+    "fit_temperature",
+    "temperature_nll",
+]

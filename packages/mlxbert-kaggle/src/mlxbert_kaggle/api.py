@@ -20,7 +20,7 @@ import pandas as pd
 from .atomic import read_json
 from .cv import train_table
 from .ensemble import check_weights, combine
-from .predicting import LoadedModel, load_model, predict_frame, resolve_model_groups
+from .predicting import LoadedModel, load_group, predict_frame, resolve_model_groups
 from .progress import Reporter, get_reporter
 from .training import FitConfig
 
@@ -60,7 +60,7 @@ class TablePredictor:
     def model_groups(self) -> list[list[LoadedModel]]:
         """The loaded models, one group per model path (a CV run's folds together)."""
         if self._models is None:
-            self._models = [[load_model(p) for p in group] for group in self.groups]
+            self._models = [load_group(group) for group in self.groups]
         return self._models
 
     @property

@@ -34,6 +34,7 @@ from .submission import check_unique_ids
 from .tables import read_table, require_columns, write_table
 from .targets import TargetSpec
 from .template import TextTemplate, default_template
+from .thresholds import fit_thresholds
 from .training import FitConfig, fit_model, maybe_simulate_kill
 
 WORK = "_work"
@@ -47,8 +48,9 @@ def _as_frame(data: pd.DataFrame | str | Path, what: str, keep_text: Sequence[st
     return read_table(data, keep_text=keep_text, what=what)
 
 
-def _prediction_table(frame, spec, raw, id_col, extra: dict[str, Any] | None = None):
-    decoded = spec.decode(raw).add_prefix("pred_")
+def _prediction_table(frame, spec, raw, id_col, extra=None, threshold=None):
+    cut = 0.5 if threshold is None else np.asarray(threshold)
+    decoded = spec.decode(raw, threshold=cut).add_prefix("pred_")
     parts = []
     if id_col is not None:
         parts.append(frame[[id_col]].reset_index(drop=True))
@@ -263,10 +265,12 @@ def _run(
             **common,
         )
         raw = log["valid_predictions"]
-        write_table(_prediction_table(vframe, spec, raw, id_col), output / "valid_predictions.csv")
+        table = _prediction_table(vframe, spec, raw, id_col, threshold=log["threshold"])
+        write_table(table, output / "valid_predictions.csv")
         result = {
             "models": ["model"],
             "metrics": log["best"]["metrics"],
+            "threshold": log["threshold"],
             "best_epoch": log["best"]["epoch"],
             "epochs": log["epochs"],
             "rows": {"train": len(ttexts), "valid": len(vtexts)},
@@ -288,6 +292,16 @@ def _run(
     return summary
 
 
+def _fold_thresholds(thresholds: list, fold_of: np.ndarray, oof: np.ndarray) -> np.ndarray | None:
+    """Each out-of-fold row's decision threshold (its fold model's), shaped like one row's
+    predictions; None when the folds fitted none."""
+    if not thresholds or any(t is None for t in thresholds):
+        return None
+    row = oof.shape[1:] if oof.ndim > 1 and oof.shape[1] > 1 else ()
+    table = np.stack([np.broadcast_to(np.asarray(t, np.float64), row) for t in thresholds])
+    return table[fold_of].reshape(len(oof), *row) if row else table[fold_of].reshape(-1)
+
+
 def _cross_validate(frame, texts, y, n_folds, group_col, id_col, output, common):
     spec: TargetSpec = common["spec"]
     config: FitConfig = common["config"]
@@ -302,6 +316,7 @@ def _cross_validate(frame, texts, y, n_folds, group_col, id_col, output, common)
         raise InputError(f"{output}: the folds of the saved run differ from this data; --overwrite")
     write_json(folds_file, fold_of.tolist())
     oof: np.ndarray | None = None
+    thresholds: list = []
     per_fold = []
     texts_arr = np.asarray(texts, dtype=object)
     for k in range(n_folds):
@@ -332,18 +347,29 @@ def _cross_validate(frame, texts, y, n_folds, group_col, id_col, output, common)
                 "rows": int(valid_mask.sum()),
                 "best_epoch": log["best"]["epoch"],
                 "metrics": log["best"]["metrics"],
+                "threshold": log["threshold"],
             }
         )
+        thresholds.append(log["threshold"])
         maybe_simulate_kill("folds", k + 1)
     assert oof is not None
-    cv_metrics = score(spec, y, oof)
-    names = per_fold[0]["metrics"].keys()
+    metric = config.metric or primary_metric(spec)
+    # Each row's out-of-fold decision is its fold model's, at that model's own threshold;
+    # the fold ensemble gets one threshold fitted on every out-of-fold prediction.
+    per_row = _fold_thresholds(thresholds, fold_of, oof)
+    cv_metrics = score(spec, y, oof, threshold=0.5 if per_row is None else per_row)
+    threshold = None
+    if per_row is not None:
+        cv_metrics[f"{metric}_at_0.5"] = score(spec, y, oof)[metric]
+        threshold = fit_thresholds(spec, y, oof, metric)
+    shared = set.intersection(*(set(f["metrics"]) for f in per_fold))
+    names = [n for n in per_fold[0]["metrics"] if n in shared]
     mean = {n: float(np.mean([f["metrics"][n] for f in per_fold])) for n in names}
     std = {n: float(np.std([f["metrics"][n] for f in per_fold])) for n in names}
-    table = _prediction_table(frame, spec, oof, id_col, extra={"fold": fold_of + 1})
+    extra = {"fold": fold_of + 1}
+    table = _prediction_table(frame, spec, oof, id_col, extra=extra, threshold=per_row)
     write_table(table, output / "oof.csv")
     np.save(output / WORK / "oof.npy", oof)
-    metric = config.metric or primary_metric(spec)
     reporter.log(
         f"CV {metric}: {cv_metrics[metric]:.4f} (folds {mean[metric]:.4f} ± {std[metric]:.4f})"
     )
@@ -351,6 +377,7 @@ def _cross_validate(frame, texts, y, n_folds, group_col, id_col, output, common)
         "models": [f"fold-{k + 1}" for k in range(n_folds)],
         "cv": cv_metrics,
         "metrics": cv_metrics,
+        "threshold": threshold,
         "fold_mean": mean,
         "fold_std": std,
         "folds": per_fold,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlxbert_glue import TaskModelInfo, open_task_model
+from mlxbert_glue import TaskModelInfo, get_preset, is_model_folder, open_model
 
 from .atomic import read_json
 from .ensemble import check_method, check_weights, combine
@@ -27,15 +27,23 @@ from .submission import align_to_sample, check_unique_ids
 from .tables import read_table, write_table
 from .targets import TargetSpec
 from .template import TextTemplate
+from .thresholds import combined_threshold
 from .training import predict_raw
+
+
+def _is_hub_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not text.startswith((".", "~"))
 
 
 def _expand(path: Path) -> list[Path]:
     """The model folders one ``--model`` path stands for."""
     if not path.exists():
+        if _is_hub_id(str(path)) or get_preset(str(path)) is not None:
+            return [path]  # a hub id or preset: what Classifier opens
         raise InputError(f"model path {path} does not exist")
-    if (path / "mlxbert.json").is_file():
-        return [path]
+    if (path / "mlxbert.json").is_file() or (path / "config.json").is_file():
+        return [path]  # an mlxbert model folder, or a reference checkpoint's folder
     metrics = read_json(path / "metrics.json") if path.is_dir() else None
     if metrics and metrics.get("models"):
         missing = [m for m in metrics["models"] if not (path / m / "mlxbert.json").is_file()]
@@ -79,6 +87,9 @@ class LoadedModel:
     spec: TargetSpec
     template: TextTemplate | None
 
+    #: The decision threshold(s) its predictions are cut at (binary, multilabel), or None.
+    threshold: float | list[float] | None = None
+
     @property
     def max_length(self) -> int:
         return self.info.tokens
@@ -100,15 +111,41 @@ def _spec_from_info(info: TaskModelInfo) -> tuple[TargetSpec, TextTemplate | Non
     return TargetSpec([name], task, labels=labels), None
 
 
-def load_model(path: str | Path) -> LoadedModel:
-    """Load one model folder with a clear error when a file is missing or broken."""
+def _own_threshold(info: TaskModelInfo) -> float | list[float] | None:
+    fitted = (info.head or {}).get("fitted") or {}
+    return fitted.get("threshold", fitted.get("thresholds"))
+
+
+def load_model(path: str | Path, *, threshold: float | list[float] | None = None) -> LoadedModel:
+    """Load one model (an mlxbert folder, or anything ``Classifier`` opens) with a clear error
+    when a file is missing or broken. ``threshold``: the decision threshold to cut its
+    predictions at (default: the one fitted into the model)."""
     folder = Path(path)
     try:
-        model, tokenizer, info = open_task_model(folder)
+        model, tokenizer, info = open_model(path)
     except (FileNotFoundError, ValueError, KeyError, OSError) as exc:
-        raise InputError(f"cannot load model folder {folder}: {exc}") from None
+        raise InputError(f"cannot load model {path}: {exc}") from None
     spec, template = _spec_from_info(info)
-    return LoadedModel(folder, model, tokenizer, info, spec, template)
+    own = _own_threshold(info) if threshold is None else threshold
+    return LoadedModel(folder, model, tokenizer, info, spec, template, threshold=own)
+
+
+def run_threshold(group: Sequence[Path]) -> float | list[float] | None:
+    """The threshold a training run fitted for exactly these model folders together (a CV
+    run's out-of-fold threshold for its fold ensemble), or None."""
+    parents = {Path(d).parent for d in group}
+    if len(parents) != 1:
+        return None
+    metrics = read_json(parents.pop() / "metrics.json") or {}
+    if sorted(metrics.get("models") or []) != sorted(Path(d).name for d in group):
+        return None
+    return metrics.get("threshold")
+
+
+def load_group(group: Sequence[Path]) -> list[LoadedModel]:
+    """The models of one ``--model`` path, cut at the run's threshold when it has one."""
+    shared = run_threshold(group)
+    return [load_model(d, threshold=shared) for d in group]
 
 
 def _check_compatible(models: Sequence[LoadedModel]) -> TargetSpec:
@@ -133,9 +170,9 @@ def _texts_for(m: LoadedModel, frame: pd.DataFrame, text: str | None, where: str
         return m.template.render(frame, where)
     if text is not None:
         return TextTemplate(text_columns=[text]).render(frame, where)
+    why = "it was not trained from a table" if is_model_folder(m.path) else "no mlxbert.json"
     raise InputError(
-        f"{m.path} was not trained from a table (it has no text template); "
-        "name the input's text column with --text"
+        f"{m.path} has no text template ({why}); name the input's text column with --text"
     )
 
 
@@ -148,13 +185,15 @@ def predict_frame(
     text: str | None = None,
     reporter: Reporter | None = None,
     batch_size: int = 64,
+    threshold: float | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """(decoded predictions, one column per target; combined raw predictions).
 
     ``models`` holds models or groups of models (a CV run's folds): a group's raw
     predictions are averaged first, then groups are combined by ``ensemble`` with one
-    ``weights`` entry per group. ``text`` names the input column for models that have no
-    table template.
+    ``weights`` entry per group. Binary and multilabel predictions are cut at the models'
+    fitted thresholds (their weighted mean), or at ``threshold`` when given. ``text`` names
+    the input column for models that have no table template.
     """
     reporter = reporter or Reporter()
     groups = [list(g) if isinstance(g, (list, tuple)) else [g] for g in models]
@@ -181,8 +220,19 @@ def predict_frame(
                 )
                 bar.advance(1, model=m.path.name)
             raws.append(np.mean(parts, axis=0))
-    combined, threshold = combine(raws, method=ensemble, weights=weights, task=spec.task)
-    decoded = spec.decode(combined, threshold=0.5 if threshold is None else threshold)
+    combined, rank_cut = combine(raws, method=ensemble, weights=weights, task=spec.task)
+    if threshold is not None:
+        cut = threshold
+    elif ensemble == "rank":
+        cut = 0.5 if rank_cut is None else rank_cut
+    else:
+        w = check_weights(weights, len(groups))
+        members = [[m.threshold for m in group] for group in groups]
+        cut = combined_threshold(
+            [None if None in t else np.mean(np.asarray(t, np.float64), axis=0) for t in members],
+            w,
+        )
+    decoded = spec.decode(combined, threshold=cut)
     return decoded, combined
 
 
@@ -200,6 +250,7 @@ def predict_file(
     reporter: Reporter | None = None,
     overwrite: bool = False,
     each_fold: bool = False,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """``mlxbert predict``: write predictions for ``input_path`` to ``output_path``
     (atomically; an existing file only with ``overwrite``). With ``sample_submission`` the
@@ -224,14 +275,20 @@ def predict_file(
         if id_col not in frame.columns:
             raise missing_columns_error([id_col], frame.columns, f"input {input_path}")
         check_unique_ids(frame[id_col], f"input {input_path}")
-    models = [[load_model(d) for d in group] for group in groups]
+    models = [load_group(group) for group in groups]
     spec = _check_compatible([m for group in models for m in group])
     check_method(ensemble, spec.task)
     if sample is not None:  # ids and columns must fit the sample before any model runs
         skeleton = frame[[id_col]].assign(**{c: 0 for c in spec.columns})
         align_to_sample(skeleton, sample, id_col)
     decoded, combined = predict_frame(
-        models, frame, ensemble=ensemble, weights=weights, text=text, reporter=reporter
+        models,
+        frame,
+        ensemble=ensemble,
+        weights=weights,
+        text=text,
+        reporter=reporter,
+        threshold=threshold,
     )
     parts = [frame[[id_col]].reset_index(drop=True)] if id_col else []
     parts.append(decoded)

@@ -42,6 +42,7 @@ from .errors import InputError, SimulatedKill
 from .scoring import greater_is_better, primary_metric, score
 from .targets import TargetSpec
 from .template import TextTemplate
+from .thresholds import THRESHOLD_TASKS, criterion_for, score_with_thresholds
 
 #: Bump when the meaning of mlxbert.json's "kaggle" block changes.
 KAGGLE_META_VERSION = 1
@@ -60,11 +61,17 @@ def maybe_simulate_kill(kind: str, count: int) -> None:
 class FitConfig:
     """Hyper-parameters of one fit (the ``mlxbert train`` flags).
 
+    ``fit_threshold``: binary and multilabel decisions use thresholds fitted on the
+    validation predictions (see :mod:`mlxbert_kaggle.thresholds`), not 0.5.
+    ``balance_labels``: a multilabel head weighs each label's positives by
+    ``sqrt(negatives / positives)`` in its loss, so that rare labels are learnt at all.
+
     ``lr`` defaults to 5e-4 with LoRA (adapters need a larger step) and to the model preset's
     rate (5e-5 for unknown models) for full fine-tuning.
     """
 
     model: str = DEFAULT_MODEL
+    checkpoint: str | None = None
     epochs: int = 3
     batch_size: int = 32
     max_length: int = DEFAULT_MAX_LENGTH
@@ -80,6 +87,8 @@ class FitConfig:
     pooling: str | None = None
     compute_dtype: str = "float32"
     metric: str | None = None
+    fit_threshold: bool = True
+    balance_labels: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -132,7 +141,18 @@ def _labels_for_model(spec: TargetSpec) -> list[str] | None:
     return None if spec.task == "regression" else list(spec.labels or [])
 
 
-def build_model(spec: TargetSpec, template: TextTemplate, config: FitConfig):
+def label_weights(y: np.ndarray, cap: float = 30.0) -> list[float]:
+    """Per-label positive weights of a multilabel loss: ``sqrt(negatives / positives)``,
+    between 1 and ``cap`` (a label without positives gets ``cap``)."""
+    y = np.asarray(y).reshape(len(y), -1)
+    positives = y.sum(axis=0)
+    ratio = (len(y) - positives) / np.maximum(positives, 1)
+    return [float(w) for w in np.clip(np.sqrt(ratio), 1.0, cap)]
+
+
+def build_model(
+    spec: TargetSpec, template: TextTemplate, config: FitConfig, head_options: dict | None = None
+):
     """``(task model, tokenizer, info)`` for ``spec``, from the task-model layer."""
     try:
         return create_task_model(
@@ -145,6 +165,8 @@ def build_model(spec: TargetSpec, template: TextTemplate, config: FitConfig):
             pooling=config.pooling,
             max_length=config.max_length,
             text_template=template.describe(),
+            checkpoint=config.checkpoint,
+            head_options=head_options,
         )
     except (OSError, ValueError, ImportError) as exc:
         # Missing folders, unknown hub ids, no network, a missing optional extra.
@@ -210,9 +232,17 @@ def fit_model(
     """
     has_valid = valid_texts is not None and y_valid is not None and len(valid_texts) > 0
     metric = config.metric or primary_metric(spec)
+    decide = config.fit_threshold and spec.task in THRESHOLD_TASKS
+    head_options = None
+    if spec.task == "multilabel" and config.balance_labels:
+        head_options = {"pos_weight": label_weights(y_train)}
 
     def scorer(head, outputs: np.ndarray) -> dict[str, float]:
-        metrics = score(spec, y_valid, raw_predictions(head, spec.task, outputs))
+        raw = raw_predictions(head, spec.task, outputs)
+        if decide:  # each epoch judged at its own best thresholds, as it will be used
+            metrics, _ = score_with_thresholds(spec, y_valid, raw, metric)
+        else:
+            metrics = score(spec, y_valid, raw)
         if metric not in metrics:
             raise InputError(
                 f"metric {metric!r} is not computed for a {spec.task} task; "
@@ -227,7 +257,7 @@ def fit_model(
 
     try:
         result = fit(
-            lambda: build_model(spec, template, config),
+            lambda: build_model(spec, template, config, head_options),
             Examples(list(train_texts), labels=np.asarray(y_train)),
             Examples(list(valid_texts), labels=np.asarray(y_valid)) if has_valid else None,
             training=config.training_config(),
@@ -245,6 +275,7 @@ def fit_model(
             label=label,
             extra=extra,
             on_epoch_end=lambda epoch: maybe_simulate_kill("epochs", epoch),
+            decision=criterion_for(metric) if decide and has_valid else None,
         )
     except StaleRunError as exc:
         raise InputError(str(exc)) from None
@@ -256,6 +287,8 @@ def fit_model(
     log["valid_predictions"] = (
         None if outputs is None else raw_predictions(result.saved_head(), spec.task, outputs)
     )
+    fitted = log.get("decision") or {}
+    log["threshold"] = fitted.get("threshold", fitted.get("thresholds"))
     return log
 
 

@@ -11,6 +11,7 @@ import mlx.nn as nn
 
 from mlxbert_core.dtypes import parse_dtype
 from mlxbert_core.registry import TASKS
+from mlxbert_core.weights import WeightMismatchError
 from mlxbert_core.weights import load_weights_strict as core_load_weights_strict
 
 from .checkpoints import find_checkpoint, read_checkpoint, sanitize
@@ -159,7 +160,8 @@ def load_checkpoint_into(
 
     ``task`` None picks: a classifier model when the file has ``classifier.*`` weights or
     ``num_labels`` is given (a fresh head when the file has none, or one of another size),
-    otherwise the bare encoder. The model is returned in eval mode, in ``dtype`` (float32 by
+    otherwise the bare encoder. ``task="sequence_classification"`` on a file without a
+    classifier needs ``num_labels`` (a :class:`WeightMismatchError` otherwise). The model is returned in eval mode, in ``dtype`` (float32 by
     default, whatever the file's dtype).
     """
     if isinstance(config, dict):
@@ -173,6 +175,13 @@ def load_checkpoint_into(
     allow_missing: set[str] = set()
 
     if task == "sequence_classification":
+        if file_labels is None and num_labels is None:
+            # As core's loader: a classifier asked for without a size must come from the file.
+            raise WeightMismatchError(
+                f"{checkpoint} has no classifier weights (an encoder-only checkpoint): pass "
+                "num_labels=... to start a fresh head",
+                missing=["classifier.weight", "classifier.bias"],
+            )
         n = num_labels if num_labels is not None else file_labels or config.num_labels
         model = build_model(config, task, num_labels=n)
         if file_labels is None:

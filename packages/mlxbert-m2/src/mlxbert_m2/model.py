@@ -146,6 +146,12 @@ class M2BertModel(EncoderBase, BertLayout, nn.Module):
     def max_positions(self) -> int:
         return self.config.max_length
 
+    @property
+    def input_length(self) -> int:
+        """Every input padded to ``max_positions``, as the reference does (the long
+        convolutions see the padding)."""
+        return self.max_positions
+
     def _default_config_dict(self) -> dict:
         return self.config.to_dict()
 

@@ -51,6 +51,7 @@ CLASSIFIER = ClassifierLayout(
     body="pooler",
     body_keys={"dense.weight": "bert.pooler.dense.weight", "dense.bias": "bert.pooler.dense.bias"},
     pooling=_pooling,
+    extra={"poolings": ("cls", "mean")},
 )
 
 ARCHITECTURE = Architecture(

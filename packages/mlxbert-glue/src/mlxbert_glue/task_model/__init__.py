@@ -11,6 +11,7 @@ fine-tuning and the ``mlxbert`` CLI's table training are thin layers over it.
 ``folder``                ``save_task_model`` / ``open_task_model``: the model folder
 ``inputs``                ``Examples``, tokenization into training features
 ``predict``               ``predict_logits``: batched head outputs
+``sources``               ``open_model``: mlxbert folders and reference checkpoints alike
 ``classifier``            ``Classifier``: labels, confidences, values
 ``fit``                   the one fit loop (best epoch, early stopping, exact resume)
 ``progress``, ``files``   progress display; atomic writes that keep the umask's modes
@@ -36,12 +37,21 @@ from .inputs import (
 from .predict import predict_logits
 from .progress import Bar, Reporter, TqdmReporter, format_info, get_reporter
 from .record import DEFAULT_MAX_LENGTH, TaskModelInfo
+from .sources import (
+    EncoderOnlyError,
+    is_model_folder,
+    open_model,
+    open_reference_classifier,
+    register_labels,
+    task_labels,
+)
 
 __all__ = [
     "DEFAULT_MAX_LENGTH",
     "MODELS",
     "Bar",
     "Classifier",
+    "EncoderOnlyError",
     "Examples",
     "FitResult",
     "ModelPreset",
@@ -62,16 +72,21 @@ __all__ = [
     "format_info",
     "get_preset",
     "get_reporter",
+    "is_model_folder",
     "load_encoder",
     "load_task_model",
+    "open_model",
+    "open_reference_classifier",
     "open_task_model",
     "pad_id_of",
     "predict_logits",
     "read_info",
     "read_json",
     "read_meta",
+    "register_labels",
     "resolve_head",
     "save_task_model",
+    "task_labels",
     "tokenize_texts",
     "write_json",
     "write_text",

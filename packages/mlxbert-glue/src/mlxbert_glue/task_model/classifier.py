@@ -19,19 +19,37 @@ from typing import Any
 
 import numpy as np
 
-from .folder import open_task_model
 from .inputs import pad_id_of, tokenize_texts
 from .predict import predict_logits
 from .record import TaskModelInfo
+from .sources import open_model
 
 
 class Classifier:
     """Inference wrapper around a task model, its tokenizer and its record.
 
-    Use :meth:`from_pretrained`; ``info`` is the model's :class:`TaskModelInfo`.
+    Open one with :meth:`from_pretrained` (or ``Classifier(checkpoint=..., task=...,
+    device=...)``, the same thing); ``info`` is the model's :class:`TaskModelInfo`.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, info: TaskModelInfo):
+    def __init__(
+        self,
+        model: Any = None,
+        tokenizer: Any = None,
+        info: TaskModelInfo | None = None,
+        *,
+        checkpoint: str | Path | None = None,
+        **options: Any,
+    ):
+        if model is None:
+            if checkpoint is None:
+                raise TypeError(
+                    "Classifier needs a model, tokenizer and info, or checkpoint=... (what "
+                    "Classifier.from_pretrained opens)"
+                )
+            model, tokenizer, info = open_model(checkpoint, **options)
+        elif checkpoint is not None or options:
+            raise TypeError("give either a model, tokenizer and info, or checkpoint=..., not both")
         self.model = model
         self.tokenizer = tokenizer
         self.info = info
@@ -39,10 +57,37 @@ class Classifier:
         self.model.eval()
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path, *, dtype: str | None = None) -> Classifier:
-        """Load a task-model folder (``config.json``, ``model.safetensors``,
-        ``tokenizer.json``, ``mlxbert.json``)."""
-        return cls(*open_task_model(model_dir, dtype=dtype))
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        task: str | None = None,
+        checkpoint: str | None = None,
+        num_labels: int | None = None,
+        dtype: str | None = None,
+        device: str | None = None,
+        tokenizer: str | Path | None = None,
+    ) -> Classifier:
+        """Open a trained classifier: an mlxbert model folder; a Hugging Face
+        sequence-classification folder, hub id or preset of any supported architecture; or an
+        M2-BERT checkpoint (``checkpoint=`` picks the file when a folder holds several).
+
+        ``task`` (e.g. a GLUE task) names the labels when the checkpoint has only
+        placeholders; ``num_labels`` checks the number of outputs; ``device`` is ``"cpu"``
+        or ``"gpu"``; ``tokenizer`` points at the tokenizer when the checkpoint's folder has
+        none. A checkpoint without a classification head is refused: fine-tune it first.
+        """
+        return cls(
+            *open_model(
+                name_or_path,
+                task=task,
+                checkpoint=checkpoint,
+                num_labels=num_labels,
+                dtype=dtype,
+                device=device,
+                tokenizer=tokenizer,
+            )
+        )
 
     @property
     def labels(self) -> list[str] | None:

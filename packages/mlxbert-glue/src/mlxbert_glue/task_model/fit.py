@@ -34,7 +34,7 @@ from mlxbert_heads import head_from_config
 from .files import atomic_dir, read_json, write_json
 from .folder import read_info, save_task_model
 from .inputs import Examples, encode_examples, fit_length, pad_id_of
-from .predict import predict_logits
+from .predict import fixed_lengths, predict_logits
 from .progress import Reporter
 from .record import META_FILE, TaskModelInfo
 
@@ -156,6 +156,7 @@ class _Fit:
             seed=training.seed,
             bucket_by_length=True,
             pad_id=self.pad_id,
+            length_buckets=fixed_lengths(self.model),
         )
         self.model.train()
         self.trainer = Trainer(
@@ -214,6 +215,7 @@ def fit(
     label: str = "train",
     extra: Callable[[dict[str, Any]], dict[str, Any]] | dict[str, Any] | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
+    decision: str | None = None,
 ) -> FitResult:
     """Train the task model ``build()`` returns on ``train``; keep the best epoch in
     ``model_dir``.
@@ -234,6 +236,10 @@ def fit(
         extra: ``mlxbert.json``'s ``extra`` for the saved model, or a function of the epoch's
             log entry returning it.
         on_epoch_end: called with the epoch number after its checkpoint is written.
+        decision: for heads that decide with thresholds (binary, multilabel), fit them on the
+            best epoch's validation outputs maximising this criterion (``"f1"``,
+            ``"accuracy"``, ``"youden"``) and store them in the saved model; the log's
+            ``decision`` says what was fitted.
     """
     reporter = reporter or Reporter()
     model_dir, work_dir = Path(model_dir), Path(work_dir)
@@ -340,11 +346,28 @@ def fit(
         if stop:
             reporter.log(f"{label}: early stopping after {stale} epoch(s) without improvement")
             break
+    outputs = np.load(outputs_path) if has_valid and outputs_path.is_file() else None
+    if decision and outputs is not None and valid.labels is not None:
+        log["decision"] = fit_decision(model_dir, outputs, valid.labels, decision)
     log["finished"] = True
     write_json(log_path, log)
     shutil.rmtree(state_dir, ignore_errors=True)
-    outputs = np.load(outputs_path) if has_valid and outputs_path.is_file() else None
     return FitResult(log, outputs, model_dir)
+
+
+def fit_decision(
+    model_dir: str | Path, outputs: np.ndarray, labels: np.ndarray, criterion: str
+) -> dict[str, Any] | None:
+    """Fit the saved model's decision thresholds on validation ``outputs`` (see ``fit``'s
+    ``decision``) and store them in its record; returns what was fitted (None: the head has
+    no thresholds, or the labels give nothing to choose between)."""
+    info = read_info(model_dir)
+    head = head_from_config(info.head)
+    fitted = head.fit_decision(outputs, labels, criterion=criterion)
+    if fitted:
+        info.head = head.get_config()
+        write_json(Path(model_dir) / META_FILE, info.to_meta())
+    return fitted
 
 
 def _epoch_line(label: str, entry: dict[str, Any], best: bool) -> str:
@@ -359,4 +382,4 @@ def _epoch_line(label: str, entry: dict[str, Any], best: bool) -> str:
     )
 
 
-__all__ = ["FitResult", "StaleRunError", "data_fingerprint", "fit"]
+__all__ = ["FitResult", "StaleRunError", "data_fingerprint", "fit", "fit_decision"]

@@ -7,8 +7,17 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
+from mlxbert_core import find_encoder
 from mlxbert_core.parallel import parallel_forward
 from mlxbert_core.training import batch_iterator
+
+
+def fixed_lengths(model: Any) -> list[int] | None:
+    """``[length]`` for encoders that want every input padded to one length (M2-BERT), as
+    ``batch_iterator``'s ``length_buckets``; None for the others."""
+    encoder = find_encoder(model)
+    length = None if encoder is None else encoder.input_length
+    return [int(length)] if length else None
 
 
 def predict_logits(
@@ -31,6 +40,7 @@ def predict_logits(
         shuffle=False,
         bucket_by_length=True,
         pad_id=pad_id,
+        length_buckets=fixed_lengths(model),
         return_indices=True,
     )
     was_training = getattr(model, "training", False)
@@ -53,4 +63,4 @@ def predict_logits(
     return out
 
 
-__all__ = ["predict_logits"]
+__all__ = ["fixed_lengths", "predict_logits"]

@@ -150,6 +150,13 @@ class TaskHead(nn.Module):
                 "samples"
             )
 
+    # -- decisions ---------------------------------------------------------------------------
+    def fit_decision(self, outputs: Any, targets: Any, *, criterion: str = "f1") -> dict | None:
+        """Fit the head's decision thresholds on validation outputs (binary: one threshold,
+        multilabel: one per label) maximising ``criterion``; returns what was fitted, or
+        None for heads that decide without a threshold."""
+        return None
+
     # -- configuration ---------------------------------------------------------------------
     def _head_config(self) -> dict[str, Any]:
         """Constructor arguments specific to the subclass (JSON-serialisable)."""

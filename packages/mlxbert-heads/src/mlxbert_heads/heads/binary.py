@@ -134,6 +134,11 @@ class BinaryClassificationHead(TaskHead):
         )
         return self.threshold
 
+    def fit_decision(self, outputs: Any, targets: Any, *, criterion: str = "f1") -> dict | None:
+        if np.unique(labels_to_numpy(targets)).size < 2:
+            return None  # nothing to choose between: the threshold stays
+        return {"threshold": self.fit_threshold(outputs, targets, criterion=criterion)}
+
     def metrics(self, outputs: Any, targets: Any) -> dict[str, float]:
         """roc_auc (nan with a single class), f1, accuracy, precision, recall, mcc, log_loss
         from raw outputs (logits) and 0/1 targets."""

@@ -9,7 +9,7 @@ import mlx.core as mx
 import numpy as np
 
 from .. import metrics as M
-from ..calibration import choose_threshold
+from ..calibration import MIN_POSITIVES, choose_thresholds
 from ..losses import binary_cross_entropy, binary_focal_loss, check_reduction
 from ..registry import register_head
 from ._base import TaskHead, any_true, labels_to_numpy, to_mx, to_numpy
@@ -114,19 +114,34 @@ class MultilabelClassificationHead(TaskHead):
         """0/1 matrix: each label's probability against its own threshold."""
         return (self.predict_proba(outputs) >= np.asarray(self._thresholds)).astype(np.int64)
 
-    def fit_thresholds(self, outputs: Any, targets: Any, *, criterion: str = "f1") -> list[float]:
+    def fit_thresholds(
+        self, outputs: Any, targets: Any, *, criterion: str = "f1", min_positives: int = 0
+    ) -> list[float]:
         """Per-label thresholds maximising ``criterion`` (default F1) on validation data.
-        Labels with a single class in ``targets`` keep their current threshold."""
+
+        Labels with fewer than ``min_positives`` positive examples (or a single class) get
+        one global threshold, chosen over all labels pooled (micro-averaged), instead of
+        one fitted to a handful of rows; with ``min_positives=0`` they keep their current
+        threshold (see :func:`mlxbert_heads.calibration.choose_thresholds`)."""
         proba = self.predict_proba(outputs)
         truth = labels_to_numpy(targets).reshape(-1, self.num_labels)
         if truth.shape != proba.shape:
             raise ValueError(f"targets must have shape {proba.shape}, got {truth.shape}")
-        new = list(self._thresholds)
-        for j in range(self.num_labels):
-            if np.unique(truth[:, j]).size == 2:
-                new[j] = choose_threshold(proba[:, j], truth[:, j], criterion=criterion)
-        self._thresholds = new
+        self._thresholds = choose_thresholds(
+            proba,
+            truth,
+            criterion=criterion,
+            min_positives=min_positives,
+            default=self._thresholds,
+        )
         return self.thresholds
+
+    def fit_decision(self, outputs: Any, targets: Any, *, criterion: str = "f1") -> dict:
+        return {
+            "thresholds": self.fit_thresholds(
+                outputs, targets, criterion=criterion, min_positives=MIN_POSITIVES
+            )
+        }
 
     def metrics(self, outputs: Any, targets: Any) -> dict[str, float]:
         """f1_micro, f1_macro, subset_accuracy, hamming_loss, and roc_auc_macro averaged over

@@ -37,6 +37,9 @@ def finetune(
     init_from: Annotated[
         Path | None, Opt("--init-from", help="Start from a fine-tuned model (e.g. MNLI).")
     ] = None,
+    checkpoint: Annotated[
+        str | None, Opt(help="Checkpoint file, when --model's folder holds several (M2-BERT).")
+    ] = None,
     lora: Annotated[str | None, Opt(help="LoRA preset.")] = None,
     quantize: Annotated[int | None, Opt(help="4 or 8.")] = None,
     max_train_samples: Annotated[
@@ -71,6 +74,7 @@ def finetune(
         max_length=max_length,
         seeds=seed or None,
         init_from=init_from,
+        checkpoint=checkpoint,
         lora=lora,
         quantize=quantize,
         max_train_samples=max_train_samples,

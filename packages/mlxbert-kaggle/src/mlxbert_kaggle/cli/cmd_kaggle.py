@@ -29,6 +29,9 @@ def run(
     folds: Annotated[int, Opt(help="Cross-validation folds.")] = 5,
     max_rows: Annotated[int | None, Opt("--max-rows", help="Train on a sample of N rows.")] = None,
     model: Annotated[str | None, Opt(help="Encoder (default all-minilm-l6-v2).")] = None,
+    checkpoint: Annotated[
+        str | None, Opt(help="Checkpoint file, when --model's folder holds several (M2-BERT).")
+    ] = None,
     epochs: Annotated[int | None, Opt(help="Default: the preset's.")] = None,
     batch_size: Annotated[int | None, Opt("--batch-size")] = None,
     max_length: Annotated[int | None, Opt("--max-length")] = None,
@@ -55,6 +58,7 @@ def run(
         overwrite=overwrite,
         reporter=RichReporter(),
         model=model,
+        checkpoint=checkpoint,
         epochs=epochs,
         batch_size=batch_size,
         max_length=max_length,

@@ -110,27 +110,48 @@ def embed(
 
 
 def classify(
-    model: Annotated[Path, Opt(help="Trained model folder.")],
+    model: Annotated[
+        str,
+        Opt(
+            help="Model folder, or a Hugging Face classifier folder / hub id, or an M2-BERT "
+            "checkpoint folder."
+        ),
+    ],
     texts: Annotated[list[str] | None, typer.Argument(help="Text(s) to classify.")] = None,
     pair: Annotated[
         str | None, Opt(help="Second text of a pair (with one TEXT), e.g. for NLI.")
     ] = None,
+    task: Annotated[
+        str | None, Opt(help="Names the labels of a checkpoint that has none (e.g. sst2).")
+    ] = None,
+    checkpoint: Annotated[
+        str | None, Opt(help="Checkpoint file, when --model's folder holds several.")
+    ] = None,
+    tokenizer: Annotated[
+        str | None, Opt(help="Tokenizer folder or hub id, when --model's folder has none.")
+    ] = None,
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
 ) -> None:
-    """Classify text(s) with a trained model folder; prints label and confidence."""
+    """Classify text(s) with a trained classifier; prints label and confidence."""
     use_device(device)
     if not texts:
         raise InputError("give at least one TEXT to classify")
     if pair is not None and len(texts) != 1:
         raise InputError("--pair goes with exactly one TEXT")
-    clf = Classifier.from_pretrained(model)
+    clf = Classifier.from_pretrained(model, task=task, checkpoint=checkpoint, tokenizer=tokenizer)
     items = [(texts[0], pair)] if pair is not None else list(texts)
     results = clf.classify_batch(items)
     table = Table("text", "prediction", "confidence")
     for item, result in zip(items, results):
         shown = " / ".join(item) if isinstance(item, tuple) else item
         if "value" in result:
-            table.add_row(shown, f"{result['value']:.4f}", "")
+            value = result["value"]
+            shown_value = (
+                ", ".join(f"{v:.4f}" for v in value)
+                if isinstance(value, list)
+                else (f"{value:.4f}")
+            )
+            table.add_row(shown, shown_value, "")
         else:
             label = result["label"]
             label = ", ".join(label) if isinstance(label, list) else str(label)

@@ -64,6 +64,9 @@ def train(
         float, Opt("--valid-fraction", help="Hold-out share without --valid/--folds.")
     ] = 0.1,
     model: Annotated[str, Opt(help="Encoder: preset name, folder or hub id.")] = DEFAULT_MODEL,
+    checkpoint: Annotated[
+        str | None, Opt(help="Checkpoint file, when --model's folder holds several (M2-BERT).")
+    ] = None,
     epochs: Annotated[int, Opt(help="Passes over the training rows.")] = 3,
     batch_size: Annotated[int, Opt("--batch-size")] = 32,
     max_length: Annotated[int, Opt("--max-length", help="Tokens per row.")] = 128,
@@ -92,6 +95,7 @@ def train(
         raise InputError("use either --valid (hold-out) or --folds (cross-validation)")
     config = FitConfig(
         model=model,
+        checkpoint=checkpoint,
         epochs=epochs,
         batch_size=batch_size,
         max_length=max_length,
@@ -149,6 +153,10 @@ def predict(
         bool,
         Opt("--each-fold", help="Weigh a CV run's folds one by one (default: one per --model)."),
     ] = False,
+    threshold: Annotated[
+        float | None,
+        Opt(help="Decision threshold (binary, multilabel); default: the one fitted in training."),
+    ] = None,
     overwrite: Annotated[bool, Opt(help="Replace an existing --output file.")] = False,
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
 ) -> None:
@@ -168,6 +176,7 @@ def predict(
         reporter=RichReporter(),
         overwrite=overwrite,
         each_fold=each_fold,
+        threshold=threshold,
     )
     console.print(
         f"[bold green]done:[/] {result['rows']} predictions from {len(result['models'])} "
