@@ -16,7 +16,7 @@ import mlxbert_core  # noqa: F401  isort: skip
 from . import task_model
 from .commands import glue_eval, glue_finetune
 from .data import GlueExamples, load_task
-from .evaluate import evaluate
+from .evaluate import evaluate, evaluate_tasks
 from .factory import create_model, create_model_and_tokenizer
 from .finetune import finetune
 from .metrics import compute_metrics, glue_score, predictions_from_logits, task_score
@@ -74,6 +74,7 @@ __all__ = [
     "create_task_model",
     "default_recipe",
     "evaluate",
+    "evaluate_tasks",
     "finetune",
     "fit",
     "get_preset",

@@ -7,11 +7,11 @@ the result dict and print a short human summary through ``echo`` (``print`` by d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .evaluate import evaluate
+from .evaluate import evaluate, evaluate_tasks
 from .finetune import finetune
 from .task_model import Reporter
 from .tasks import get_task
@@ -71,10 +71,29 @@ def glue_finetune(
     return summary
 
 
+def _model_map(models: Sequence[str | Path]) -> str | Path | dict[str, str]:
+    """One folder, or ``TASK=PATH`` entries."""
+    entries = [str(m) for m in models]
+    if len(entries) == 1 and "=" not in entries[0]:
+        return entries[0]
+    bad = [e for e in entries if "=" not in e]
+    if bad:
+        raise ValueError(f"give one model folder, or TASK=PATH for each task (not {bad[0]!r})")
+    return dict(e.split("=", 1) for e in entries)
+
+
+def _echo_task(echo: Callable[[str], Any], name: str, split: str, result: dict) -> None:
+    if result["metrics"]:
+        shown = ", ".join(f"{k} {100 * v:.2f}" for k, v in result["metrics"].items())
+        echo(f"GLUE {name} {split}: {shown} ({result['num_examples']} examples)")
+    for path in result.get("submission_files", []):
+        echo(f"GLUE {name} {split}: predictions written to {path}")
+
+
 def glue_eval(
     task: str,
     data_dir: str | Path,
-    model: str | Path,
+    model: str | Path | Sequence[str | Path],
     *,
     split: str = "dev",
     report: str | Path | None = None,
@@ -82,16 +101,43 @@ def glue_eval(
     force: bool = False,
     echo: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
-    """``mlxbert glue eval --task T --data-dir DIR --model DIR [--split dev] [--report F]``."""
-    t = get_task(task)
-    result = evaluate(
-        model, t.name, data_dir, split=split, report=report, batch_size=batch_size, force=force
-    )
-    if result["metrics"]:
-        shown = ", ".join(f"{k} {100 * v:.2f}" for k, v in result["metrics"].items())
-        echo(f"GLUE {t.name} {split}: {shown} ({result['num_examples']} examples)")
-    for path in result.get("submission_files", []):
-        echo(f"GLUE {t.name} {split}: predictions written to {path}")
+    """``mlxbert glue eval --task T --data-dir DIR --model DIR [--split dev] [--report F]``.
+
+    ``task`` ``all`` or a comma-separated list evaluates several tasks into one report with
+    the GLUE score; ``model`` is then a folder holding one model folder per task, or
+    ``TASK=PATH`` entries."""
+    models = [model] if isinstance(model, (str, Path)) else list(model)
+    several = task.strip().lower() == "all" or "," in task or any("=" in str(m) for m in models)
+    if several:
+        result = evaluate_tasks(
+            _model_map(models),
+            data_dir,
+            task,
+            split,
+            report=report,
+            batch_size=batch_size,
+            force=force,
+        )
+        for name, task_result in result["tasks"].items():
+            _echo_task(echo, name, split, task_result)
+        glue = result["glue"]
+        if glue["score"] is not None:
+            missing = "" if glue["complete"] else f"; missing {', '.join(glue['missing'])}"
+            echo(f"GLUE score {100 * glue['score']:.2f} over {len(glue['tasks'])} task(s){missing}")
+    else:
+        if len(models) != 1:
+            raise ValueError("one task takes one --model folder")
+        t = get_task(task)
+        result = evaluate(
+            models[0],
+            t.name,
+            data_dir,
+            split=split,
+            report=report,
+            batch_size=batch_size,
+            force=force,
+        )
+        _echo_task(echo, t.name, split, result)
     if report is not None:
         echo(f"report: {report} (+ {Path(report).with_suffix('.md').name})")
     return result

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .data import load_task
-from .metrics import compute_metrics, predictions_from_logits, task_score
+from .metrics import compute_metrics, glue_score, predictions_from_logits, task_score
 from .submission import write_submission
-from .task_model import Examples, encode_examples, open_task_model, pad_id_of, predict_logits
-from .tasks import get_task
+from .task_model import (
+    Examples,
+    encode_examples,
+    open_task_model,
+    pad_id_of,
+    predict_logits,
+    write_json,
+    write_text,
+)
+from .tasks import TASKS, get_task
 
 
 def _markdown(result: dict[str, Any]) -> str:
@@ -34,13 +42,27 @@ def _markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _markdown_all(result: dict[str, Any]) -> str:
+    glue = result["glue"]
+    lines = [f"# GLUE ({result['split']})", ""]
+    score = f"{100 * glue['score']:.2f}" if glue["score"] is not None else "n/a"
+    complete = "all nine tasks" if glue["complete"] else f"missing: {', '.join(glue['missing'])}"
+    lines += [f"**GLUE score: {score}** ({complete})", ""]
+    lines += ["| task | model | metrics | score |", "| --- | --- | --- | ---: |"]
+    for name, task in result["tasks"].items():
+        shown = ", ".join(f"{k} {100 * v:.2f}" for k, v in task["metrics"].items())
+        lines.append(
+            f"| {name} | `{task['model_dir']}` | {shown} | {100 * (task['score'] or 0):.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def write_reports(result: dict[str, Any], report: str | Path) -> tuple[Path, Path]:
     """Write ``report`` (JSON) and the same name with ``.md`` (Markdown)."""
     json_path = Path(report)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     md_path = json_path.with_suffix(".md")
-    md_path.write_text(_markdown(result), encoding="utf-8")
+    write_json(json_path, result)
+    write_text(md_path, _markdown_all(result) if "glue" in result else _markdown(result))
     return json_path, md_path
 
 
@@ -118,6 +140,84 @@ def evaluate(
     }
     if files:
         result["submission_files"] = files
+    if report is not None:
+        write_reports(result, report)
+    return result
+
+
+def task_models(models: str | Path | Mapping[str, str | Path], tasks: str | Sequence[str]):
+    """{GLUE task: model folder} for ``evaluate_tasks``: ``models`` maps tasks to folders, or
+    is one folder holding a model folder per task (named after the task: ``sst2/``, or its
+    GLUE folder name: ``SST-2/``). ``tasks``: ``"all"`` (every task that has a model there),
+    a list, or comma-separated names."""
+    if isinstance(tasks, str) and tasks.strip().lower() != "all":
+        tasks = [t for t in tasks.split(",") if t.strip()]
+    if isinstance(models, Mapping):
+        found = {get_task(name).name: Path(path) for name, path in models.items()}
+    else:
+        root = Path(models)
+        if not root.is_dir():
+            raise FileNotFoundError(f"model folder {root} does not exist")
+        found = {}
+        for task in TASKS.values():
+            for name in (task.name, task.dir_name):
+                if (root / name / "mlxbert.json").is_file():
+                    found[task.name] = root / name
+                    break
+    if isinstance(tasks, str):  # "all"
+        if not found:
+            raise FileNotFoundError(
+                f"no task model folders in {models} (expected e.g. {Path(str(models)) / 'sst2'})"
+            )
+        return found
+    wanted = [get_task(t).name for t in tasks]
+    missing = [t for t in wanted if t not in found]
+    if missing:
+        raise FileNotFoundError(f"no model folder for {', '.join(missing)} in {models}")
+    return {t: found[t] for t in wanted}
+
+
+def evaluate_tasks(
+    models: str | Path | Mapping[str, str | Path],
+    data_dir: str | Path,
+    tasks: str | Sequence[str] = "all",
+    split: str = "dev",
+    report: str | Path | None = None,
+    *,
+    batch_size: int = 64,
+    max_samples: int | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Evaluate several GLUE tasks, each with its own model folder (see
+    :func:`task_models`), into one report: per-task metrics and the GLUE score
+    (``glue_score``; ``complete`` only with all nine tasks). ``report`` names the JSON
+    file; a Markdown table is written next to it."""
+    chosen = task_models(models, tasks)
+    started = time.perf_counter()
+    results = {
+        name: evaluate(
+            folder,
+            name,
+            data_dir,
+            split,
+            batch_size=batch_size,
+            max_samples=max_samples,
+            force=force,
+        )
+        for name, folder in chosen.items()
+    }
+    scored = {name: r["metrics"] for name, r in results.items() if r["metrics"]}
+    glue = (
+        glue_score(scored)
+        if scored
+        else {"score": None, "complete": False, "missing": list(TASKS), "task_scores": {}}
+    )
+    result = {
+        "split": split,
+        "tasks": results,
+        "glue": glue,
+        "seconds": time.perf_counter() - started,
+    }
     if report is not None:
         write_reports(result, report)
     return result

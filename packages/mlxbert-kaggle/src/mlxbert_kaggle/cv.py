@@ -26,6 +26,7 @@ import pandas as pd
 
 from .atomic import read_json, write_json
 from .errors import InputError
+from .forecasting import train_forecaster
 from .outputs import check_output_dir, claimed_dir
 from .progress import Reporter
 from .scoring import primary_metric, score
@@ -35,6 +36,7 @@ from .tables import read_table, require_columns, write_table
 from .targets import TargetSpec
 from .template import TextTemplate, default_template
 from .thresholds import fit_thresholds
+from .timeseries import TimeSeriesSpec, windows
 from .training import FitConfig, fit_model, maybe_simulate_kill
 
 WORK = "_work"
@@ -116,8 +118,16 @@ def train_table(
     resume: bool = False,
     overwrite: bool = False,
     reporter: Reporter | None = None,
+    time_col: str | None = None,
+    horizon: int = 1,
+    history: int = 0,
 ) -> dict[str, Any]:
     """Train on a table; returns (and writes) ``metrics.json``'s content.
+
+    ``task="timeseries"`` forecasts ``target`` ``horizon`` steps ahead along ``time_col``
+    (one series per ``group_col`` value) from each row's text and ``history`` past values,
+    validated on the last ``valid_fraction`` of every series (see
+    :mod:`mlxbert_kaggle.timeseries`).
 
     Hold-out validation on ``valid`` (a table) or on a ``valid_fraction`` split, or K-fold CV
     with ``folds`` (stratified by the target, grouped by ``group_col``). See the module doc
@@ -133,6 +143,49 @@ def train_table(
     frame = _as_frame(train, "training", keep_text)
     source = frame.attrs.get("source", "the training table")
     require_columns(frame, [*targets, *text, *(features or []), *keep_text, *exclude], source)
+    if task == "timeseries":
+        if folds or valid is not None:
+            raise InputError(
+                "a time series is validated on the last rows of each series "
+                "(--valid-fraction); --folds and --valid do not apply"
+            )
+        if time_col is None or len(targets) != 1:
+            raise InputError("--task timeseries needs one --target and --time-col")
+        ts = TimeSeriesSpec(targets[0], time_col, group_col, horizon, history)
+        tmpl = (
+            template
+            if isinstance(template, TextTemplate)
+            else default_template(
+                frame,
+                targets=targets,
+                text_columns=text,
+                feature_columns=features,
+                exclude=[*exclude, *keep_text],
+                format=template,
+            )
+        )
+        windows(frame, ts, source)  # checked before anything is written
+        with claimed_dir(output, overwrite=overwrite, resume=resume, resumable=True):
+            _claim_run(
+                Path(output),
+                {
+                    "timeseries": ts.to_dict(),
+                    "config": config.to_dict(),
+                    "template": tmpl.to_dict(),
+                    "rows": len(frame),
+                },
+            )
+            return train_forecaster(
+                frame,
+                spec=ts,
+                template=tmpl,
+                config=config,
+                output=Path(output),
+                valid_fraction=valid_fraction,
+                resume=resume,
+                reporter=reporter,
+                source=source,
+            )
     spec = TargetSpec.infer(
         frame, targets, task=task, label_sep=label_sep, transform=target_transform
     )

@@ -21,6 +21,7 @@ from mlxbert_glue import TaskModelInfo, get_preset, is_model_folder, open_model
 from .atomic import read_json
 from .ensemble import check_method, check_weights, combine
 from .errors import InputError, missing_columns_error
+from .forecasting import forecast_frame, is_forecaster
 from .outputs import check_output_file
 from .progress import Reporter
 from .submission import align_to_sample, check_unique_ids
@@ -28,6 +29,7 @@ from .tables import read_table, write_table
 from .targets import TargetSpec
 from .template import TextTemplate
 from .thresholds import combined_threshold
+from .timeseries import TimeSeriesSpec
 from .training import predict_raw
 
 
@@ -102,6 +104,9 @@ class LoadedModel:
 
 def _spec_from_info(info: TaskModelInfo) -> tuple[TargetSpec, TextTemplate | None]:
     kaggle = info.extra.get("kaggle")
+    if kaggle and "timeseries" in kaggle:  # a forecaster: its outputs are the horizon's steps
+        columns = TimeSeriesSpec.from_dict(kaggle["timeseries"]).output_columns
+        return TargetSpec(columns, "regression"), TextTemplate.from_dict(kaggle["template"])
     if kaggle:
         return TargetSpec.from_dict(kaggle["target"]), TextTemplate.from_dict(kaggle["template"])
     # A model not trained from a table (e.g. `mlxbert glue finetune`, `mlxbert demo`).
@@ -276,7 +281,10 @@ def predict_file(
             raise missing_columns_error([id_col], frame.columns, f"input {input_path}")
         check_unique_ids(frame[id_col], f"input {input_path}")
     models = [load_group(group) for group in groups]
-    spec = _check_compatible([m for group in models for m in group])
+    flat = [m for group in models for m in group]
+    if any(is_forecaster(m.info) for m in flat):
+        return _write_forecasts(flat, frame, output_path, id_col, sample, str(input_path))
+    spec = _check_compatible(flat)
     check_method(ensemble, spec.task)
     if sample is not None:  # ids and columns must fit the sample before any model runs
         skeleton = frame[[id_col]].assign(**{c: 0 for c in spec.columns})
@@ -299,6 +307,19 @@ def predict_file(
         table = align_to_sample(table, sample, id_col)
     write_table(table, output_path)
     dirs = [str(m.path) for group in models for m in group]
+    return {"rows": len(table), "models": dirs, "output": str(output_path)}
+
+
+def _write_forecasts(models, frame, output_path, id_col, sample, where) -> dict[str, Any]:
+    if not all(is_forecaster(m.info) for m in models):
+        raise InputError("forecasting models cannot be mixed with other models in one ensemble")
+    if sample is not None:
+        raise InputError("a forecast has one column per step; --sample-submission does not apply")
+    table = forecast_frame(models, frame, where)
+    if id_col is not None:
+        table.insert(0, id_col, frame[id_col].to_numpy())
+    write_table(table, output_path)
+    dirs = [str(m.path) for m in models]
     return {"rows": len(table), "models": dirs, "output": str(output_path)}
 
 

@@ -88,9 +88,17 @@ def finetune(
 
 @app.command("eval")
 def evaluate(
-    task: Annotated[str, Opt(help="GLUE task.")],
+    task: Annotated[
+        str, Opt(help="GLUE task, a comma-separated list, or all (one report, GLUE score).")
+    ],
     data_dir: Annotated[Path, Opt("--data-dir", help="GLUE root or the task's folder.")],
-    model: Annotated[Path, Opt(help="Trained model folder.")],
+    model: Annotated[
+        list[str],
+        Opt(
+            help="Trained model folder; for several tasks a folder of task folders, or "
+            "TASK=PATH (repeatable)."
+        ),
+    ],
     split: Annotated[str, Opt(help="dev or test (test writes GLUE submission files).")] = "dev",
     report: Annotated[Path | None, Opt(help="JSON report (+ .md).")] = None,
     batch_size: Annotated[int, Opt("--batch-size")] = 64,

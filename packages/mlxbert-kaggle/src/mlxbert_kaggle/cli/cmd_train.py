@@ -45,7 +45,16 @@ def train(
     template: Annotated[
         str | None, Opt("--template", help="Format string over columns, e.g. '{title}: {body}'.")
     ] = None,
-    task: Annotated[str, Opt(help="auto|binary|multiclass|multilabel|regression|ordinal")] = "auto",
+    task: Annotated[
+        str, Opt(help="auto|binary|multiclass|multilabel|regression|ordinal|timeseries")
+    ] = "auto",
+    time_col: Annotated[
+        str | None, Opt("--time-col", help="timeseries: the column that orders each series.")
+    ] = None,
+    horizon: Annotated[int, Opt(help="timeseries: steps to forecast from each row on.")] = 1,
+    history: Annotated[
+        int, Opt(help="timeseries: past values of the series the forecast reads.")
+    ] = 0,
     label_sep: Annotated[
         str | None, Opt("--label-sep", help="Separator of a multilabel column.")
     ] = None,
@@ -127,6 +136,9 @@ def train(
         resume=resume,
         overwrite=overwrite,
         reporter=RichReporter(),
+        time_col=time_col,
+        horizon=horizon,
+        history=history,
     )
     console.print(_summary_line(summary, output), highlight=False)
 
