@@ -13,6 +13,7 @@ from typing import Any
 
 from .evaluate import evaluate
 from .finetune import finetune
+from .task_model import Reporter
 from .tasks import get_task
 
 
@@ -32,7 +33,7 @@ def glue_finetune(
     quantize: int | None = None,
     max_train_samples: int | None = None,
     resume: bool = True,
-    progress: bool = True,
+    progress: bool | Reporter = True,
     echo: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
     """``mlxbert glue finetune --task T --data-dir DIR --model NAME_OR_PATH --output DIR``."""

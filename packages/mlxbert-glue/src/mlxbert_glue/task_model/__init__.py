@@ -25,9 +25,17 @@ from .classifier import Classifier
 from .files import atomic_dir, atomic_path, read_json, write_json, write_text
 from .fit import FitResult, StaleRunError, data_fingerprint, fit
 from .folder import load_task_model, open_task_model, read_info, read_meta, save_task_model
-from .inputs import Examples, encode_examples, fit_length, pad_id_of, tokenize_texts
+from .inputs import (
+    Examples,
+    encode_examples,
+    fit_length,
+    load_examples,
+    pad_id_of,
+    save_examples,
+    tokenize_texts,
+)
 from .predict import predict_logits
-from .progress import Bar, Reporter, TqdmReporter, format_info, get_reporter
+from .progress import Bar, Reporter, TqdmReporter, epoch_scalars, format_info, get_reporter
 from .record import DEFAULT_MAX_LENGTH, TaskModelInfo
 
 __all__ = [
@@ -49,12 +57,14 @@ __all__ = [
     "create_task_model",
     "data_fingerprint",
     "encode_examples",
+    "epoch_scalars",
     "fit",
     "fit_length",
     "format_info",
     "get_preset",
     "get_reporter",
     "load_encoder",
+    "load_examples",
     "load_task_model",
     "open_task_model",
     "pad_id_of",
@@ -63,6 +73,7 @@ __all__ = [
     "read_json",
     "read_meta",
     "resolve_head",
+    "save_examples",
     "save_task_model",
     "tokenize_texts",
     "write_json",
