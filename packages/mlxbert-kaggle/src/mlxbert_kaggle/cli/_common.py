@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mlxbert_core import set_device
 
@@ -32,7 +33,9 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except InputError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(EXIT_INPUT) from None
         except (SimulatedKill, KeyboardInterrupt) as exc:
             what = str(exc) or "interrupted"

@@ -8,9 +8,12 @@ from typing import Annotated
 import typer
 
 from mlxbert_glue import glue_eval, glue_finetune
+from mlxbert_glue.task_model import TqdmReporter
 
 from ..errors import InputError
+from ..trackers import tracking_reporter
 from ._common import console, handle_errors, use_device
+from .cmd_report import report_after_training
 
 Opt = typer.Option
 
@@ -45,9 +48,18 @@ def finetune(
     max_train_samples: Annotated[int | None, Opt("--max-train-samples")] = None,
     resume: Annotated[bool, Opt(help="Continue an interrupted run.")] = True,
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
+    log_to: Annotated[
+        list[str] | None,
+        Opt("--log-to", help="Also log scalars to tensorboard, wandb or mlflow (repeatable)."),
+    ] = None,
+    report: Annotated[
+        bool, Opt("--report/--no-report", help="Write --output's report.html at the end.")
+    ] = True,
 ) -> None:
     """Fine-tune on one GLUE task with its recipe; the best seed's model goes to --output."""
     use_device(device)
+    settings = {"task": task, "model": model, "epochs": epochs, "lr": lr, "seeds": seed}
+    reporter = tracking_reporter(TqdmReporter(), log_to, output, name=task, config=settings)
     try:
         glue_finetune(
             task,
@@ -64,10 +76,13 @@ def finetune(
             quantize=quantize,
             max_train_samples=max_train_samples,
             resume=resume,
+            progress=reporter,
             echo=_echo,
         )
     except (KeyError, FileNotFoundError) as exc:
         raise _glue_errors(exc) from None
+    reporter.close()
+    report_after_training(output, report)
 
 
 @app.command("eval")
