@@ -45,6 +45,7 @@ def runs(tmp_path_factory, request):
     common = dict(text=["text"], id_col="id", model=tiny, **FAST)
     cross_validate(df, target="binary", output=root / "binary", folds=2, **common)
     fit(df, target="klass", output=root / "multiclass", **common)
+    common["epochs"] = 1  # the sections below need no learning curve
     cross_validate(
         df, target="price", target_transform="log1p", output=root / "regression", folds=2, **common
     )

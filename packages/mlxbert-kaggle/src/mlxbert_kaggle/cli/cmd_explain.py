@@ -47,7 +47,7 @@ def explain(
     if output is not None:
         _check_png(output, overwrite)
     result = run_explain(model, text, pair, layer=layer, head=head, method=method)
-    console.print(summary_line(result), highlight=False, markup=False)
+    console.print(summary_line(result), highlight=False, markup=False, soft_wrap=True)
     console.print(token_line(result))
     if result.attentions is None:
         console.print(
@@ -58,7 +58,7 @@ def explain(
         )
     if output is not None:
         plot(result, output)
-        console.print(f"picture: {output}", highlight=False, markup=False)
+        console.print(f"picture: {output}", highlight=False, markup=False, soft_wrap=True)
 
 
 __all__ = ["explain"]

@@ -46,11 +46,13 @@ def report_after_training(run_dir: Path, enabled: bool) -> None:
         files = write_report(run_dir)
     except PlottingUnavailable:
         note = f"note: no report written (needs matplotlib: {INSTALL_HINT})"
-        console.print(note, highlight=False, markup=False)
+        console.print(note, highlight=False, markup=False, soft_wrap=True)
     except Exception as exc:  # the training run is finished: a report problem must not fail it
-        console.print(f"note: no report written: {exc}", highlight=False, markup=False)
+        console.print(
+            f"note: no report written: {exc}", highlight=False, markup=False, soft_wrap=True
+        )
     else:
-        console.print(f"report: {files.html}", highlight=False, markup=False)
+        console.print(f"report: {files.html}", highlight=False, markup=False, soft_wrap=True)
 
 
 __all__ = ["report", "report_after_training"]

@@ -48,15 +48,16 @@ def fitted_state(model_dir: Path) -> dict[str, Any]:
     return dict(head.get("fitted") or {})
 
 
-def fit_timings(total: float | None, curves: list[FitCurve]) -> dict[str, float]:
-    out: dict[str, float] = {}
+def fit_timings(total: float | None, curves: list[FitCurve]) -> dict[str, float | int]:
+    """Total seconds (from the run's summary file) and the fits' epoch seconds added up."""
+    out: dict[str, float | int] = {}
     if total is not None:
         out["total seconds"] = float(total)
     if curves:
         out["training seconds (all epochs)"] = float(sum(sum(c.train_seconds) for c in curves))
         out["evaluation seconds (all epochs)"] = float(sum(sum(c.eval_seconds) for c in curves))
         epochs = sum(len(c.epochs) for c in curves)
-        out["epochs"] = float(epochs)
+        out["epochs"] = epochs
         out["seconds per epoch (training, mean)"] = out["training seconds (all epochs)"] / epochs
     return out
 

@@ -1,5 +1,6 @@
 """The report page: one self-contained HTML file (styles inline, figures embedded as PNG data
-URIs). Numbers in tables carry their exact value in ``data-value``; the text shows 4 digits."""
+URIs). Numbers in tables carry their exact value in ``data-value``; the text shows 4 decimals
+(4 significant digits below 0.001)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,12 @@ def number(value: Any, digits: int = 4) -> str:
         return f"<td>{esc(value)}</td>"
     if isinstance(value, int):
         return f'<td class="num" data-value="{value}">{value}</td>'
-    shown = "nan" if math.isnan(value) else f"{value:.{digits}f}"
+    if math.isnan(value):
+        shown = "nan"
+    elif value != 0 and not 1e-3 <= abs(value) < 1e7:
+        shown = f"{value:.{digits}g}"  # learning rates, tiny losses: significant digits
+    else:
+        shown = f"{value:.{digits}f}"
     return f'<td class="num" data-value="{value!r}">{shown}</td>'
 
 

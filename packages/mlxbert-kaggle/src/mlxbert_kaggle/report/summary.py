@@ -103,7 +103,7 @@ class RunSummary:
     curves: list[FitCurve] = field(default_factory=list)
     predictions: Predictions | None = None
     settings: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float | int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
