@@ -3,6 +3,7 @@ logging) and `mlxbert kaggle run house-prices`, each with a tiny random BERT; th
 written at the end shows the run's own numbers."""
 
 import struct
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +19,6 @@ TINY = str(REPO / "packages" / "mlxbert-kaggle" / "tests" / "fixtures" / "tiny-b
 
 
 def _tables(path: Path) -> dict[str, list[list[str]]]:
-    from html.parser import HTMLParser
-
     class Page(HTMLParser):
         def __init__(self):
             super().__init__()

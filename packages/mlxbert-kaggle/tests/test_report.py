@@ -4,6 +4,7 @@ files, the files are valid HTML / PNG, and the numbers shown equal the run's met
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mlxbert_glue.task_model import read_json
-from mlxbert_kaggle import cross_validate, fit
+from mlxbert_kaggle import InputError, cross_validate, fit
 from mlxbert_kaggle.report import load_run, write_report
 from mlxbert_kaggle.report.write import MANIFEST
 
@@ -143,8 +144,6 @@ def test_cv_binary_report(runs):
 def test_threshold_and_run_calibration_are_shown_when_fitted(runs, tmp_path):
     """A run whose fold models carry a fitted threshold and temperature (as a calibrated run
     saves them in mlxbert.json) gets the threshold curve and the run's own calibration."""
-    import shutil
-
     run = tmp_path / "calibrated"
     shutil.copytree(runs / "binary", run)
     for k, (t, temperature) in enumerate([(0.41, 1.7), (0.47, 1.3)], start=1):
@@ -214,8 +213,6 @@ def test_summary_reads_both_kinds_of_prediction_order(runs):
 
 
 def test_output_rules(runs, tmp_path):
-    from mlxbert_kaggle import InputError
-
     run = runs / "multiclass"
     with pytest.raises(InputError, match="HTML"):
         write_report(run, tmp_path / "r.txt")

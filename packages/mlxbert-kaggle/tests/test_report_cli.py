@@ -3,16 +3,22 @@
 
 from __future__ import annotations
 
+import mlxbert_core  # noqa: F401  isort: skip  (before mlx: the fast BLAS on Linux)
+
+import importlib.util
 import struct
 import sys
 import types
 from pathlib import Path
 
+import mlx.core as mx
 import numpy as np
 import pandas as pd
 import pytest
+from tensorboardX.proto import event_pb2
 from typer.testing import CliRunner
 
+from mlxbert_glue import Reporter, open_task_model
 from mlxbert_glue.task_model import read_json
 from mlxbert_kaggle.cli import app
 from mlxbert_kaggle.cli.cmd_report import report_after_training
@@ -46,8 +52,6 @@ def _train(tmp: Path, out: Path, *extra: str):
 
 def _events(folder: Path) -> dict[str, list[tuple[int, float]]]:
     """Scalars of TensorBoard event files (TFRecord framing, tensorboardX's protobuf)."""
-    from tensorboardX.proto import event_pb2
-
     out: dict[str, list[tuple[int, float]]] = {}
     for path in sorted(folder.glob("events.out.tfevents.*")):
         data = path.read_bytes()
@@ -168,10 +172,6 @@ def test_explain_without_attention(trained, monkeypatch, tmp_path):
 def test_gradient_x_input_matches_finite_differences(trained):
     """importance_t = |dy/de_t . e_t|: scaling token t's embedding row by (1 + eps) moves the
     explained output by eps * (dy/de_t . e_t)."""
-    import mlx.core as mx
-
-    from mlxbert_glue import open_task_model
-
     out, _ = trained
     text = "great fun good day"
     result = explain(out / "model", text, method="gradient")
@@ -220,8 +220,6 @@ def test_wandb_and_mlflow_trackers_get_the_scalars(tmp_path, monkeypatch):
     )
     monkeypatch.setitem(sys.modules, "wandb", wandb)
     monkeypatch.setitem(sys.modules, "mlflow", mlflow)
-    from mlxbert_glue import Reporter
-
     reporter = TrackingReporter(
         Reporter(),
         [WandbTracker(tmp_path, "demo", {"lr": 1e-3}), MlflowTracker("demo", {"a": {"b": 1}})],
@@ -238,8 +236,6 @@ def test_wandb_and_mlflow_trackers_get_the_scalars(tmp_path, monkeypatch):
 def test_unknown_or_missing_tracker_is_a_clean_error(tmp_path, monkeypatch):
     result = _train(tmp_path, tmp_path / "a", "--log-to", "nope")
     assert result.exit_code == 2 and "tensorboard, wandb or mlflow" in result.output
-    import importlib.util
-
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
@@ -247,3 +243,14 @@ def test_unknown_or_missing_tracker_is_a_clean_error(tmp_path, monkeypatch):
     result = _train(tmp_path, tmp_path / "b", "--log-to", "wandb")
     assert result.exit_code == 2 and "mlxbert-kaggle[wandb]" in result.output
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_failing_report_is_a_note_after_training(tmp_path, capsys):
+    (tmp_path / "metrics.json").write_text("{not json")  # a damaged run folder
+    report_after_training(tmp_path, True)
+    assert "no report written" in capsys.readouterr().out
+    report_after_training(tmp_path, False)  # --no-report: nothing at all
+    assert capsys.readouterr().out == ""
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "cannot be read" in result.output
+    assert "Traceback" not in result.output

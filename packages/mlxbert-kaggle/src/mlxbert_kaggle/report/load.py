@@ -17,10 +17,19 @@ def load_run(run_dir: str | Path) -> RunSummary:
     path = Path(run_dir)
     if not path.is_dir():
         raise InputError(f"run folder {path} does not exist")
+    loader = None
     if (path / "finetune.json").is_file():
-        return load_glue_run(path)
-    if (path / "metrics.json").is_file():
-        return load_table_run(path)
+        loader = load_glue_run
+    elif (path / "metrics.json").is_file():
+        loader = load_table_run
+    if loader is not None:
+        try:
+            return loader(path)
+        except InputError:
+            raise
+        except (ValueError, KeyError, TypeError, OSError) as exc:  # damaged or partial files
+            what = f"{type(exc).__name__}: {exc}"
+            raise InputError(f"{path}: the run's files cannot be read ({what})") from None
     raise InputError(
         f"{path} holds no finished run: expected finetune.json (mlxbert glue finetune) or "
         "metrics.json (mlxbert train / mlxbert kaggle run)"
