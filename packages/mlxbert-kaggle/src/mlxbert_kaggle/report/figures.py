@@ -38,6 +38,17 @@ def _figure(width: float, height: float, cols: int = 1, rows: int = 1):
     return fig, [ax for row in axes for ax in row]
 
 
+def _log_scale(ax: Any, axes: str, low: float, high: float) -> None:
+    """Log axes for a wide positive range (more than a decade), majors labelled only."""
+    if low <= 0 or high / low <= 10:
+        return
+    plain = importlib.import_module("matplotlib.ticker").NullFormatter()
+    for name in axes:
+        axis = ax.xaxis if name == "x" else ax.yaxis
+        ax.set(**{f"{name}scale": "log"})
+        axis.set_minor_formatter(plain)
+
+
 def learning_curves(curves: list[FitCurve], metric: str | None):
     """Loss and the task metric per epoch, one line per fold / seed, best epoch starred."""
     with_scores = metric is not None and any(s is not None for c in curves for s in c.scores)
@@ -182,14 +193,14 @@ def regression(pred: Predictions):
             float(max(truth.max(), predicted.max())),
         )
         scatter.plot([low, high], [low, high], ":", color="gray")
-        if pred.scale == "log1p" and low > 0:
-            scatter.set(xscale="log", yscale="log")
+        if pred.scale == "log1p":
+            _log_scale(scatter, "xy", low, high)
         name = pred.labels[t]
         scatter.set(xlabel=f"true {name}", ylabel=f"predicted {name}", title="predicted vs true")
         resid.scatter(predicted, residuals[:, t], s=8, alpha=0.5)
         resid.axhline(0, color="gray", ls=":")
-        if pred.scale == "log1p" and predicted.min() > 0:
-            resid.set(xscale="log")
+        if pred.scale == "log1p":
+            _log_scale(resid, "x", float(predicted.min()), float(predicted.max()))
         resid.set(xlabel=f"predicted {name}", ylabel=f"residual ({scale})", title="residuals")
         hist.hist(residuals[:, t], bins=40, color="C1", alpha=0.8)
         hist.set(xlabel=f"residual ({scale})", ylabel="rows", title="residual distribution")

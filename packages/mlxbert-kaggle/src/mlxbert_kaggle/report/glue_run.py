@@ -108,7 +108,7 @@ def load_glue_run(path: Path) -> RunSummary:
         metrics_source=f"finetune.json: dev metrics, mean over {len(parts)} seed(s)",
         parts=parts,
         parts_title="Seed scores (best epoch of each seed, dev)",
-        part_mean=dict(data.get("mean") or {}),
+        part_mean={"score": data["mean_score"], **(data.get("mean") or {})},
         part_std=dict(data.get("std") or {}),
         curves=curves,
         predictions=predictions,
