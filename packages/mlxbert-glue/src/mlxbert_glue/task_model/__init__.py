@@ -31,11 +31,13 @@ from .inputs import (
     encode_examples,
     encoder_positions,
     fit_length,
+    load_examples,
     pad_id_of,
+    save_examples,
     tokenize_texts,
 )
 from .predict import predict_logits
-from .progress import Bar, Reporter, TqdmReporter, format_info, get_reporter
+from .progress import Bar, Reporter, TqdmReporter, epoch_scalars, format_info, get_reporter
 from .record import DEFAULT_MAX_LENGTH, TaskModelInfo
 from .sources import (
     EncoderOnlyError,
@@ -67,6 +69,7 @@ __all__ = [
     "data_fingerprint",
     "encode_examples",
     "encoder_positions",
+    "epoch_scalars",
     "fit",
     "fit_length",
     "format_info",
@@ -74,6 +77,7 @@ __all__ = [
     "get_reporter",
     "is_model_folder",
     "load_encoder",
+    "load_examples",
     "load_task_model",
     "open_model",
     "open_reference_classifier",
@@ -85,6 +89,7 @@ __all__ = [
     "read_meta",
     "register_labels",
     "resolve_head",
+    "save_examples",
     "save_task_model",
     "task_labels",
     "tokenize_texts",

@@ -8,6 +8,7 @@ Files of one fit::
     WORK_DIR/log.json         settings, per-epoch loss / metrics / seconds, best epoch, finished
     WORK_DIR/state/           trainer state after the last finished epoch (removed when done)
     WORK_DIR/valid_outputs.npy  the best epoch's head outputs on the validation examples
+    WORK_DIR/valid_examples.json  those examples (texts, pairs, targets), in the same order
 
 A run is reused or continued only when every setting that changes its result matches: the
 optimizer settings, the maximum length, early stopping and metric, the caller's own settings
@@ -33,14 +34,15 @@ from mlxbert_heads import head_from_config
 
 from .files import atomic_dir, read_json, write_json
 from .folder import read_info, save_task_model
-from .inputs import Examples, encode_examples, fit_length, pad_id_of
+from .inputs import Examples, encode_examples, fit_length, pad_id_of, save_examples
 from .predict import fixed_lengths, predict_logits
-from .progress import Reporter
+from .progress import Reporter, epoch_scalars
 from .record import META_FILE, TaskModelInfo
 
 LOG_FILE = "log.json"
 STATE_DIR = "state"
 OUTPUTS_FILE = "valid_outputs.npy"
+EXAMPLES_FILE = "valid_examples.json"
 
 Scorer = Callable[[Any, np.ndarray], dict[str, float]]
 Builder = Callable[[], tuple[Any, Any, TaskModelInfo]]
@@ -174,6 +176,11 @@ class _Fit:
             def on_step(step: int, loss: mx.array) -> None:
                 # Reading the loss waits for the step: only every tenth one.
                 bar.advance(1, **({"loss": float(loss)} if step % 10 == 0 else {}))
+                if step % 10 == 0:
+                    lr = self.trainer.learning_rate
+                    values = {"train/loss": float(loss), "train/learning_rate": lr}
+                    at = epoch * len(self.batches) + step
+                    reporter.scalars(at, values, kind="step", run=label)
 
             return self.trainer.train_epoch(self.batches, progress=False, on_step=on_step)
 
@@ -277,6 +284,8 @@ def fit(
         outputs_path.unlink(missing_ok=True)
         log = _fresh_log(identity)
     work_dir.mkdir(parents=True, exist_ok=True)
+    if has_valid:
+        save_examples(work_dir / EXAMPLES_FILE, valid)
 
     run = _Fit(
         build,
@@ -333,6 +342,7 @@ def fit(
         else:
             stale += 1
         log["epochs"].append(entry)
+        reporter.scalars(epoch + 1, epoch_scalars(entry), kind="epoch", run=label)
         log["stale_epochs"] = stale
         reporter.log(_epoch_line(label, entry, improved and has_valid))
         stop = has_valid and early_stopping is not None and stale >= early_stopping

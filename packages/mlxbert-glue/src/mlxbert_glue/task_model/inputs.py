@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .files import read_json, write_json
 
 
 @dataclass
@@ -29,6 +32,24 @@ class Examples:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+
+def save_examples(path: str | Path, examples: Examples) -> Path:
+    """Write the texts, pairs and targets of ``examples`` as JSON (``write_json``), so a run
+    folder can show which inputs its validation outputs belong to."""
+    labels = None if examples.labels is None else np.asarray(examples.labels).tolist()
+    return write_json(path, {"texts": examples.texts, "pairs": examples.pairs, "labels": labels})
+
+
+def load_examples(path: str | Path) -> Examples | None:
+    """The examples :func:`save_examples` wrote (None when there is no such file)."""
+    data = read_json(path)
+    if data is None:
+        return None
+    labels = data.get("labels")
+    return Examples(
+        list(data["texts"]), data.get("pairs"), None if labels is None else np.asarray(labels)
+    )
 
 
 def _unpad(values: Any, mask: Any | None) -> list[list[int]]:
@@ -113,6 +134,8 @@ __all__ = [
     "encode_examples",
     "encoder_positions",
     "fit_length",
+    "load_examples",
     "pad_id_of",
+    "save_examples",
     "tokenize_texts",
 ]

@@ -35,6 +35,23 @@ class Reporter:
     def log(self, message: str) -> None:
         """One line of news (an epoch's scores, a resumed run)."""
 
+    def scalars(
+        self, step: int, values: dict[str, float], *, kind: str = "step", run: str = ""
+    ) -> None:
+        """Numbers for experiment trackers: ``kind="step"`` after training batch ``step``
+        (counted over the whole fit; ``train/loss``, ``train/learning_rate``), ``kind="epoch"``
+        after epoch ``step`` (:func:`epoch_scalars`); ``run`` names the fit (a fold, a seed)."""
+
+
+def epoch_scalars(entry: dict[str, Any]) -> dict[str, float]:
+    """A fit log's epoch entry as tracker scalars: ``epoch/loss``, ``epoch/learning_rate``,
+    ``epoch/train_seconds``, ``epoch/samples_per_s``, ``epoch/eval_seconds`` and
+    ``valid/<metric>`` for every validation metric."""
+    keys = ("loss", "learning_rate", "train_seconds", "samples_per_s", "eval_seconds")
+    out = {f"epoch/{k}": float(entry[k]) for k in keys if entry.get(k) is not None}
+    out |= {f"valid/{k}": float(v) for k, v in (entry.get("metrics") or {}).items()}
+    return out
+
 
 def format_info(info: dict[str, Any]) -> str:
     """``loss 0.4120  accuracy 0.8811``: a bar's fields as text."""
@@ -82,4 +99,4 @@ def get_reporter(progress: bool | Reporter) -> Reporter:
     return TqdmReporter() if progress else Reporter()
 
 
-__all__ = ["Bar", "Reporter", "TqdmReporter", "format_info", "get_reporter"]
+__all__ = ["Bar", "Reporter", "TqdmReporter", "epoch_scalars", "format_info", "get_reporter"]

@@ -192,6 +192,11 @@ def open_model(
     default before loading."""
     if device is not None:
         set_device(device)
+    path = Path(name_or_path)
+    if not path.exists() and (
+        path.is_absolute() or len(path.parts) > 2 or str(name_or_path).startswith((".", "~"))
+    ):
+        raise FileNotFoundError(f"model folder {path} does not exist")
     if is_model_folder(name_or_path):
         model, tokenizer, info = open_task_model(name_or_path, dtype=dtype)
         if num_labels is not None and num_labels != info.num_labels:

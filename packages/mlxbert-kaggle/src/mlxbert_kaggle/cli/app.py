@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from . import cmd_demo, cmd_glue, cmd_kaggle, cmd_tools, cmd_train
+from . import cmd_demo, cmd_explain, cmd_glue, cmd_kaggle, cmd_report, cmd_tools, cmd_train
 from ._common import DEBUG_ENV, GuardedTyper
 
 app = GuardedTyper(
@@ -39,6 +39,8 @@ app.add_typer(cmd_glue.app, name="glue")
 app.command("embed")(cmd_tools.embed)
 app.command("classify")(cmd_tools.classify)
 app.command("info")(cmd_tools.info)
+app.command("report")(cmd_report.report)
+app.command("explain")(cmd_explain.explain)
 
 
 def main() -> None:

@@ -10,7 +10,9 @@ import typer
 from mlxbert_glue import glue_eval, glue_finetune
 
 from ..progress import RichReporter
+from ..trackers import tracking_reporter
 from ._common import GuardedTyper, console, positive, use_device
+from .cmd_report import report_after_training
 
 Opt = typer.Option
 
@@ -53,6 +55,13 @@ def finetune(
         bool, Opt("--keep-all", help="Keep every seed's best model, not only the best seed's.")
     ] = False,
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
+    log_to: Annotated[
+        list[str] | None,
+        Opt("--log-to", help="Also log scalars to tensorboard, wandb or mlflow (repeatable)."),
+    ] = None,
+    report: Annotated[
+        bool, Opt("--report/--no-report", help="Write --output's report.html at the end.")
+    ] = True,
 ) -> None:
     """Fine-tune on one GLUE task with its recipe; the best seed's model goes to --output."""
     for value, flag in (
@@ -63,6 +72,8 @@ def finetune(
         positive(value, flag)
     positive(max_length, "--max-length", minimum=2)
     use_device(device)
+    settings = {"task": task, "model": model, "epochs": epochs, "lr": lr, "seeds": seed}
+    reporter = tracking_reporter(RichReporter(), log_to, output, name=task, config=settings)
     glue_finetune(
         task,
         data_dir,
@@ -81,9 +92,11 @@ def finetune(
         resume=resume,
         overwrite=overwrite,
         keep_all=keep_all,
-        progress=RichReporter(),
+        progress=reporter,
         echo=_echo,
     )
+    reporter.close()
+    report_after_training(output, report)
 
 
 @app.command("eval")

@@ -11,7 +11,9 @@ from ..competition import run_preset
 from ..competition import submit as do_submit
 from ..presets import PRESETS, get_preset
 from ..progress import RichReporter
+from ..trackers import tracking_reporter
 from ._common import GuardedTyper, console, use_device
+from .cmd_report import report_after_training
 
 Opt = typer.Option
 
@@ -43,11 +45,20 @@ def run(
     resume: Annotated[bool, Opt(help="Continue an interrupted run.")] = False,
     overwrite: Annotated[bool, Opt(help="Replace an existing run.")] = False,
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
+    log_to: Annotated[
+        list[str] | None,
+        Opt("--log-to", help="Also log scalars to tensorboard, wandb or mlflow (repeatable)."),
+    ] = None,
+    report: Annotated[
+        bool, Opt("--report/--no-report", help="Write OUTPUT/report.html at the end.")
+    ] = True,
 ) -> None:
     """Cross-validate a preset and write OUTPUT/submission.csv (checked against the sample)."""
     use_device(device)
     p = get_preset(preset)
     output = output or Path("runs") / p.name
+    settings = {"preset": p.name, "folds": folds, "max_rows": max_rows, "model": model}
+    reporter = tracking_reporter(RichReporter(), log_to, output, name=p.name, config=settings)
     summary = run_preset(
         p.name,
         data_dir,
@@ -56,7 +67,7 @@ def run(
         max_rows=max_rows,
         resume=resume,
         overwrite=overwrite,
-        reporter=RichReporter(),
+        reporter=reporter,
         model=model,
         checkpoint=checkpoint,
         epochs=epochs,
@@ -68,6 +79,7 @@ def run(
         seed=seed,
         early_stopping=early_stopping,
     )
+    reporter.close()
     metric = summary["metric"]
     console.print(
         f"[bold green]done:[/] {p.name} CV {metric} {summary['score']:.4f} "
@@ -76,6 +88,7 @@ def run(
         f"({summary['seconds']:.0f} s)",
         highlight=False,
     )
+    report_after_training(output, report)
 
 
 @app.command("submit")

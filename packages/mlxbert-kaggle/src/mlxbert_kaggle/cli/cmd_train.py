@@ -13,8 +13,10 @@ from ..cv import train_table
 from ..errors import InputError
 from ..predicting import predict_file
 from ..progress import RichReporter
+from ..trackers import tracking_reporter
 from ..training import DEFAULT_MODEL, FitConfig
 from ._common import console, parse_floats, positive, use_device
+from .cmd_report import report_after_training
 
 Opt = typer.Option
 
@@ -95,6 +97,13 @@ def train(
     resume: Annotated[bool, Opt(help="Continue an interrupted run in --output.")] = False,
     overwrite: Annotated[bool, Opt(help="Replace an existing run in --output.")] = False,
     device: Annotated[str | None, Opt(help="cpu or gpu (default: MLX's).")] = None,
+    log_to: Annotated[
+        list[str] | None,
+        Opt("--log-to", help="Also log scalars to tensorboard, wandb or mlflow (repeatable)."),
+    ] = None,
+    report: Annotated[
+        bool, Opt("--report/--no-report", help="Write OUTPUT/report.html at the end.")
+    ] = True,
 ) -> None:
     """Fine-tune an encoder on a table: hold-out or K-fold CV, one model folder per fold."""
     positive(folds, "--folds", minimum=2)
@@ -114,6 +123,9 @@ def train(
         seed=seed,
         early_stopping=early_stopping,
         metric=metric,
+    )
+    reporter = tracking_reporter(
+        RichReporter(), log_to, output, name=f"train {output.name}", config=config.to_dict()
     )
     summary = train_table(
         train,
@@ -135,12 +147,14 @@ def train(
         config=config,
         resume=resume,
         overwrite=overwrite,
-        reporter=RichReporter(),
+        reporter=reporter,
         time_col=time_col,
         horizon=horizon,
         history=history,
     )
+    reporter.close()
     console.print(_summary_line(summary, output), highlight=False)
+    report_after_training(output, report)
 
 
 def predict(
