@@ -203,6 +203,8 @@ def predict_frame(
     reporter = reporter or Reporter()
     groups = [list(g) if isinstance(g, (list, tuple)) else [g] for g in models]
     flat = [m for g in groups for m in g]
+    if any(is_forecaster(m.info) for m in flat):
+        return _forecasts(flat, frame, batch_size)
     spec = _check_compatible(flat)
     check_weights(weights, len(groups))
     check_method(ensemble, spec.task)
@@ -283,7 +285,7 @@ def predict_file(
     models = [load_group(group) for group in groups]
     flat = [m for group in models for m in group]
     if any(is_forecaster(m.info) for m in flat):
-        return _write_forecasts(flat, frame, output_path, id_col, sample, str(input_path))
+        return _write_forecasts(flat, frame, output_path, id_col, sample, batch_size=64)
     spec = _check_compatible(flat)
     check_method(ensemble, spec.task)
     if sample is not None:  # ids and columns must fit the sample before any model runs
@@ -310,12 +312,20 @@ def predict_file(
     return {"rows": len(table), "models": dirs, "output": str(output_path)}
 
 
-def _write_forecasts(models, frame, output_path, id_col, sample, where) -> dict[str, Any]:
+def _forecasts(models, frame, batch_size) -> tuple[pd.DataFrame, np.ndarray]:
+    """(time, series and one column per forecast step; the forecasts)."""
     if not all(is_forecaster(m.info) for m in models):
         raise InputError("forecasting models cannot be mixed with other models in one ensemble")
+    where = frame.attrs.get("source", "the input")
+    table = forecast_frame(models, frame, where, batch_size=batch_size)
+    steps = [c for c in table.columns if c not in frame.columns]
+    return table, table[steps].to_numpy()
+
+
+def _write_forecasts(models, frame, output_path, id_col, sample, batch_size) -> dict[str, Any]:
     if sample is not None:
         raise InputError("a forecast has one column per step; --sample-submission does not apply")
-    table = forecast_frame(models, frame, where)
+    table, _ = _forecasts(models, frame, batch_size)
     if id_col is not None:
         table.insert(0, id_col, frame[id_col].to_numpy())
     write_table(table, output_path)

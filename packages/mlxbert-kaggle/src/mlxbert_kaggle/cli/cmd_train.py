@@ -93,6 +93,13 @@ def train(
     metric: Annotated[
         str | None, Opt(help="Selection / early-stopping metric (default by task).")
     ] = None,
+    fit_threshold: Annotated[
+        bool,
+        Opt(help="binary/multilabel: fit decision thresholds on the validation predictions."),
+    ] = True,
+    balance_labels: Annotated[
+        bool, Opt(help="multilabel: weigh each label's rare positives up in the loss.")
+    ] = True,
     max_rows: Annotated[int | None, Opt("--max-rows", help="Train on a sample of N rows.")] = None,
     resume: Annotated[bool, Opt(help="Continue an interrupted run in --output.")] = False,
     overwrite: Annotated[bool, Opt(help="Replace an existing run in --output.")] = False,
@@ -123,6 +130,8 @@ def train(
         seed=seed,
         early_stopping=early_stopping,
         metric=metric,
+        fit_threshold=fit_threshold,
+        balance_labels=balance_labels,
     )
     reporter = tracking_reporter(
         RichReporter(), log_to, output, name=f"train {output.name}", config=config.to_dict()
