@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import mlxbert_core  # noqa: F401  (must come before mlx: loads OpenBLAS)
+from mlxbert_core.models.bert import BertModelArgs
 
 # Test helper modules next to this file (reference_outputs) are importable by name.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -36,6 +37,33 @@ TINY_ROWS = [
     ("", None),
     ("Café, naïve résumé: 3.14 and 你好 🙂.", None),
 ]
+
+
+#: A BERT config small enough for fast model tests: two layers of width 32 (4 heads).
+TINY_BERT = {
+    "vocab_size": 60,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 32,
+}
+
+
+@pytest.fixture
+def tiny_bert_args():
+    """Factory: ``tiny_bert_args(**overrides)``, the TINY_BERT config as ``BertModelArgs``."""
+
+    def make(**overrides) -> BertModelArgs:
+        return BertModelArgs(**{**TINY_BERT, **overrides})
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def encoder(request):
+    """The bare encoder of the test module's reference fixture (its ``REF``), loaded once."""
+    return request.module.REF.load("encoder")[0]
 
 
 @pytest.fixture(scope="session")

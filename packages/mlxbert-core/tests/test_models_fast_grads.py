@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mlxbert_core.models import _cpu_math, _layers
-from mlxbert_core.models.bert import BertLayer, BertModelArgs
+from mlxbert_core.models.bert import BertLayer
 
 TOL = 1e-5
 
@@ -122,16 +122,8 @@ def test_fast_gradients_under_compile_equal_eager(rng):
 
 
 @pytest.fixture
-def layer_and_inputs(rng):
-    args = BertModelArgs(
-        vocab_size=50,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        intermediate_size=64,
-        hidden_dropout_prob=0.0,
-    )
-    layer = BertLayer(args)
+def layer_and_inputs(rng, tiny_bert_args):
+    layer = BertLayer(tiny_bert_args(hidden_dropout_prob=0.0))
     x = mx.array(rng.standard_normal((3, 11, 32)), mx.float32)
     tokens = mx.array(np.arange(11)[None, :] < np.array([[11], [7], [3]]))
     return layer, x, _layers.key_padding_mask(tokens), tokens

@@ -72,30 +72,20 @@ def test_fully_padded_row_is_opened():
     assert mask[0, 0, 0].tolist() == [True, False] and mask[1, 0, 0].tolist() == [True, True]
 
 
-def test_validate_inputs_accepts_lists_and_numpy():
-    ids, mask, types = _layers.validate_inputs(
-        [[2, 5, 3]],
-        np.ones((1, 3)),
-        None,
-        vocab_size=10,
-        max_positions=8,
-        max_positions_name="max_position_embeddings",
+def _validate(*inputs):
+    """validate_inputs for a vocabulary of 10 and 8 positions."""
+    return _layers.validate_inputs(
+        *inputs, vocab_size=10, max_positions=8, max_positions_name="max_length"
     )
+
+
+def test_validate_inputs_accepts_lists_and_numpy():
+    ids, mask, types = _validate([[2, 5, 3]], np.ones((1, 3)), None)
     assert isinstance(ids, mx.array) and isinstance(mask, mx.array) and types is None
     with pytest.raises(TypeError, match="integers"):
-        _layers.validate_inputs(
-            np.ones((1, 3), dtype=np.float32),
-            vocab_size=10,
-            max_positions=8,
-            max_positions_name="max_length",
-        )
+        _validate(np.ones((1, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="length 0"):
-        _layers.validate_inputs(
-            np.zeros((1, 0), dtype=np.int64),
-            vocab_size=10,
-            max_positions=8,
-            max_positions_name="max_length",
-        )
+        _validate(np.zeros((1, 0), dtype=np.int64))
 
 
 def test_num_labels_from_config():

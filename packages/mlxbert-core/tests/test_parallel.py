@@ -7,17 +7,8 @@ import numpy as np
 import pytest
 
 from mlxbert_core import parallel, runtime
-from mlxbert_core.models.bert import BertForSequenceClassification, BertModel, BertModelArgs
+from mlxbert_core.models.bert import BertForSequenceClassification, BertModel
 from mlxbert_core.parallel import cpu_cores, default_streams, parallel_forward
-
-ARGS = dict(
-    vocab_size=60,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=64,
-    max_position_embeddings=32,
-)
 
 
 @pytest.fixture(autouse=True)
@@ -43,9 +34,9 @@ def _close(a, b, tol=1e-5):
     assert float(mx.max(mx.abs(a - b))) < tol
 
 
-def test_encoder_outputs_match_the_plain_forward(batch):
+def test_encoder_outputs_match_the_plain_forward(batch, tiny_bert_args):
     mx.random.seed(0)
-    model = BertModel(BertModelArgs(**ARGS))
+    model = BertModel(tiny_bert_args())
     model.eval()
     plain = model(**batch, output_hidden_states=True, output_attentions=True)
     split = parallel_forward(model, num_streams=3, **batch, output_hidden_states=True,
@@ -59,9 +50,9 @@ def test_encoder_outputs_match_the_plain_forward(batch):
         _close(a, b)
 
 
-def test_classifier_logits_and_mlx_inputs(batch):
+def test_classifier_logits_and_mlx_inputs(batch, tiny_bert_args):
     mx.random.seed(1)
-    model = BertForSequenceClassification(BertModelArgs(**ARGS, num_labels=3))
+    model = BertForSequenceClassification(tiny_bert_args(num_labels=3))
     model.eval()
     inputs = {k: mx.array(v) for k, v in batch.items()}
     plain = model(**inputs).logits
@@ -69,8 +60,8 @@ def test_classifier_logits_and_mlx_inputs(batch):
         _close(parallel_forward(model, num_streams=streams, **inputs).logits, plain)
 
 
-def test_falls_back_to_the_plain_call(batch):
-    model = BertModel(BertModelArgs(**ARGS))
+def test_falls_back_to_the_plain_call(batch, tiny_bert_args):
+    model = BertModel(tiny_bert_args())
     model.eval()
     one_row = {k: v[:1] for k, v in batch.items()}
     for kwargs, inputs in (({"num_streams": 1}, batch), ({"num_streams": 4}, one_row)):
@@ -79,16 +70,16 @@ def test_falls_back_to_the_plain_call(batch):
     assert cpu_cores() >= 1
 
 
-def test_blas_threads_are_restored(batch):
+def test_blas_threads_are_restored(batch, tiny_bert_args):
     before = runtime.blas_threads()
-    model = BertModel(BertModelArgs(**ARGS))
+    model = BertModel(tiny_bert_args())
     model.eval()
     parallel_forward(model, num_streams=2, **batch)
     assert runtime.blas_threads() == before
 
 
-def test_needs_a_batched_input():
-    model = BertModel(BertModelArgs(**ARGS))
+def test_needs_a_batched_input(tiny_bert_args):
+    model = BertModel(tiny_bert_args())
     with pytest.raises(ValueError, match="batched array input"):
         parallel_forward(model, num_streams=2, input_ids=None)
 

@@ -19,6 +19,18 @@ def overconfident_binary(n=2000, scale=4.0, seed=0):
     return scale * z, y
 
 
+def scipy_nll_minimiser(logits, y, *, upper):
+    """The temperature minimising the validation NLL on [0.05, upper], by scipy's bounded
+    scalar search: the reference a fitted temperature is checked against."""
+    ref = minimize_scalar(
+        lambda t: temperature_nll(logits, y, t),
+        bounds=(0.05, upper),
+        method="bounded",
+        options={"xatol": 1e-8},
+    )
+    return ref.x
+
+
 def test_temperature_scaling_recovers_the_scale_and_lowers_nll():
     logits, y = overconfident_binary()
     head = BinaryClassificationHead(4)
@@ -27,14 +39,7 @@ def test_temperature_scaling_recovers_the_scale_and_lowers_nll():
     after = log_loss(y, head.predict_proba(logits))
     assert 3.0 < temperature < 5.5  # the true miscalibration factor is 4
     assert after < before - 0.1
-    # It is the NLL minimiser (checked with scipy's bounded scalar search).
-    ref = minimize_scalar(
-        lambda t: temperature_nll(logits, y, t),
-        bounds=(0.05, 50),
-        method="bounded",
-        options={"xatol": 1e-8},
-    )
-    assert temperature == pytest.approx(ref.x, rel=1e-4)
+    assert temperature == pytest.approx(scipy_nll_minimiser(logits, y, upper=50), rel=1e-4)
 
 
 def test_multiclass_temperature_on_underconfident_logits():
@@ -49,13 +54,7 @@ def test_multiclass_temperature_on_underconfident_logits():
     after = log_loss(y, head.predict_proba(logits), labels=range(4))
     assert 0.2 < temperature < 0.4
     assert after < before
-    ref = minimize_scalar(
-        lambda t: temperature_nll(logits, y, t),
-        bounds=(0.05, 10),
-        method="bounded",
-        options={"xatol": 1e-8},
-    )
-    assert temperature == pytest.approx(ref.x, rel=1e-4)
+    assert temperature == pytest.approx(scipy_nll_minimiser(logits, y, upper=10), rel=1e-4)
 
 
 def test_temperature_is_bounded_on_separable_data():

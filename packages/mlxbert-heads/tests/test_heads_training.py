@@ -4,10 +4,9 @@ loss falls and the task metric beats chance by a clear margin."""
 from __future__ import annotations
 
 import mlx.core as mx
-import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 import pytest
+from heads_helpers import adam_steps
 
 from mlxbert_heads import create_head
 
@@ -23,15 +22,8 @@ def _seed():
 
 
 def train(head, x, y, steps=150, lr=1e-2, **extra):
-    optimizer = optim.Adam(learning_rate=lr)
     xm, ym = mx.array(x), mx.array(y)
-    loss_and_grad = nn.value_and_grad(head, lambda m: m.loss(m(xm, **extra), ym))
-    losses = []
-    for _ in range(steps):
-        loss, grads = loss_and_grad(head)
-        optimizer.update(head, grads)
-        mx.eval(head.parameters(), optimizer.state)
-        losses.append(loss.item())
+    losses = adam_steps(head, lambda m: m.loss(m(xm, **extra), ym), steps, lr)
     head.eval()
     return losses
 

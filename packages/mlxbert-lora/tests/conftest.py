@@ -1,9 +1,15 @@
 """A tiny plain-MLX model (no mlxbert-core) with BERT-like module names, for the unit tests."""
 
+import sys
+from pathlib import Path
+
 import mlx.core as mx
 import mlx.nn as nn
 import pytest
 from mlx.utils import tree_flatten
+
+# The helper module next to this file (lora_helpers) is importable by name.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 class Attention(nn.Module):

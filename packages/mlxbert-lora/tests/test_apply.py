@@ -5,6 +5,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 import pytest
+from lora_helpers import adam_steps, max_diff
 from mlx.utils import tree_flatten
 
 from mlxbert_lora import (
@@ -26,23 +27,7 @@ TARGETS = ["query", "value"]
 def train(model, x, steps=5, lr=1e-2):
     """A few Adam steps on a fixed random target; returns the losses."""
     y = mx.array(np.random.default_rng(0).normal(size=(x.shape[0], 3)).astype(np.float32))
-
-    def loss_fn(m):
-        return mx.mean(mx.square(m(x) - y))
-
-    step = nn.value_and_grad(model, loss_fn)
-    opt = optim.Adam(learning_rate=lr)
-    losses = []
-    for _ in range(steps):
-        loss, grads = step(model)
-        opt.update(model, grads)
-        mx.eval(model.parameters(), opt.state)
-        losses.append(loss.item())
-    return losses
-
-
-def max_diff(a, b) -> float:
-    return float(mx.max(mx.abs(a - b)).item())
+    return adam_steps(model, lambda m: mx.mean(mx.square(m(x) - y)), steps, lr)
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"use_rslora": True}, {"use_dora": True}])

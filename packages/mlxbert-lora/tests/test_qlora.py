@@ -4,8 +4,8 @@ import warnings
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 import pytest
+from lora_helpers import adam_steps, max_diff
 
 from mlxbert_lora import (
     LoraConfig,
@@ -15,10 +15,6 @@ from mlxbert_lora import (
     param_nbytes,
     trainable_parameters,
 )
-
-
-def max_diff(a, b) -> float:
-    return float(mx.max(mx.abs(a - b)).item())
 
 
 def qlora_model(make_model, **overrides):
@@ -51,14 +47,7 @@ def test_qlora_trains_adapters_on_frozen_quantized_base(make_model, inputs):
     start = model(inputs)
     frozen = {p: mx.array(layer.base_layer.weight) for p, layer in lora_layers(model)}
     y = mx.zeros((inputs.shape[0], 3))
-    step = nn.value_and_grad(model, lambda m: mx.mean(mx.square(m(inputs) - y)))
-    opt = optim.Adam(learning_rate=1e-2)
-    losses = []
-    for _ in range(5):
-        loss, grads = step(model)
-        opt.update(model, grads)
-        mx.eval(model.parameters(), opt.state)
-        losses.append(loss.item())
+    losses = adam_steps(model, lambda m: mx.mean(mx.square(m(inputs) - y)), steps=5)
     assert losses[-1] < losses[0]
     assert max_diff(model(inputs), start) > 1e-3
     for path, layer in lora_layers(model):

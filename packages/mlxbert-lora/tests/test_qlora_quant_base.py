@@ -5,16 +5,13 @@ mlxbert-quant first. mlxbert-lora never imports mlxbert-quant; these tests use b
 import mlx.core as mx
 import mlx.nn as nn
 import pytest
+from lora_helpers import max_diff
 from mlx.utils import tree_flatten
 
 from mlxbert_lora import LoraConfig, apply_lora, lora_layers
 
 mlxbert_quant = pytest.importorskip("mlxbert_quant")
 linear = pytest.importorskip("mlxbert_quant._private.linear")
-
-
-def max_diff(a, b) -> float:
-    return float(mx.max(mx.abs(a - b)).item())
 
 
 def fast_qlora_model(make_model):

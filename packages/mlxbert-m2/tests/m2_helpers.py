@@ -65,3 +65,17 @@ def assert_close(actual: mx.array, expected: np.ndarray, tol: dict, what: str) -
     actual = np.array(actual.astype(mx.float32))
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     np.testing.assert_allclose(actual, expected, err_msg=what, **tol)
+
+
+def assert_central_differences(loss64, args, grads, probes, eps: float = 1e-3) -> None:
+    """Check the gradients ``grads`` of a loss of ``args`` (numpy arrays) against central
+    differences of its float64 version ``loss64`` at ``probes``: (argument number, index)
+    pairs. Exact up to rounding for a loss bilinear in its arguments."""
+    for which, idx in probes:
+        plus, minus = list(args), list(args)
+        plus[which], minus[which] = args[which].copy(), args[which].copy()
+        plus[which][idx] += eps
+        minus[which][idx] -= eps
+        fd = (loss64(*plus) - loss64(*minus)) / (2 * eps)
+        got = float(grads[which][idx])
+        assert abs(got - fd) < 1e-4 * max(1.0, abs(fd)), (idx, got, fd)

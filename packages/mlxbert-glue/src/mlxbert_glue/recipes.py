@@ -93,6 +93,20 @@ class Recipe:
 
 _SEEDS5 = (19, 8364, 717, 10536, 90166)
 
+
+def _from_mnli(learning_rate: float, epochs: int, batch_size: int) -> Recipe:
+    """The recipe of the small tasks started from an MNLI checkpoint (RTE, MRPC, STS-B):
+    five seeds and weight decay 0.01."""
+    return Recipe(
+        learning_rate=learning_rate,
+        weight_decay=0.01,
+        epochs=epochs,
+        batch_size=batch_size,
+        seeds=_SEEDS5,
+        init_from_mnli=True,
+    )
+
+
 #: Per-task defaults (M2-BERT-base GLUE recipe).
 RECIPES: dict[str, Recipe] = {
     "mnli": Recipe(learning_rate=5e-5, weight_decay=5e-6, epochs=3, batch_size=48),
@@ -104,30 +118,9 @@ RECIPES: dict[str, Recipe] = {
     "cola": Recipe(
         learning_rate=5e-5, weight_decay=5e-6, epochs=10, batch_size=32, seeds=_SEEDS5[:4]
     ),
-    "rte": Recipe(
-        learning_rate=5e-5,
-        weight_decay=0.01,
-        epochs=6,
-        batch_size=16,
-        seeds=_SEEDS5,
-        init_from_mnli=True,
-    ),
-    "mrpc": Recipe(
-        learning_rate=5e-5,
-        weight_decay=0.01,
-        epochs=10,
-        batch_size=32,
-        seeds=_SEEDS5,
-        init_from_mnli=True,
-    ),
-    "stsb": Recipe(
-        learning_rate=7e-5,
-        weight_decay=0.01,
-        epochs=10,
-        batch_size=32,
-        seeds=_SEEDS5,
-        init_from_mnli=True,
-    ),
+    "rte": _from_mnli(5e-5, epochs=6, batch_size=16),
+    "mrpc": _from_mnli(5e-5, epochs=10, batch_size=32),
+    "stsb": _from_mnli(7e-5, epochs=10, batch_size=32),
     "wnli": Recipe(learning_rate=1e-5, weight_decay=0.01, epochs=3, batch_size=16),
 }
 

@@ -8,6 +8,7 @@ files of the official ``glue_data`` folders (the output of GLUE's ``download_glu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 #: Splits a caller may ask for. ``dev``/``test`` on MNLI mean the matched versions;
 #: ``dev_mismatched``/``test_mismatched`` and ``diagnostic`` (GLUE's AX set, scored with an
@@ -89,115 +90,128 @@ class GlueTask:
         return (split,)
 
 
+#: The label values of the tasks whose files write 0 / 1, and of the two-way NLI tasks.
+_ZERO_ONE = ("0", "1")
+_TWO_WAY_NLI = ("entailment", "not_entailment")
+
+
 def _tsv(filename, text, pair, label, *, header=True, index=None, subdir=None) -> SplitLayout:
     return SplitLayout(filename, header, text, pair, label, index, subdir)
 
 
-def _standard(text, pair, label, test_index="index", label_dev=None) -> dict[str, SplitLayout]:
-    """train/dev/test with a header row; test is unlabeled and has an ``index`` column."""
+def _standard(text, pair, label, index="index", labeled_index="index") -> dict[str, SplitLayout]:
+    """train/dev/test with a header row; test is unlabeled. ``index`` is test's id column,
+    ``labeled_index`` train's and dev's (None where those files have none)."""
     return {
-        "train": _tsv("train.tsv", text, pair, label, index=test_index),
-        "dev": _tsv("dev.tsv", text, pair, label_dev or label, index=test_index),
-        "test": _tsv("test.tsv", text, pair, None, index=test_index),
+        "train": _tsv("train.tsv", text, pair, label, index=labeled_index),
+        "dev": _tsv("dev.tsv", text, pair, label, index=labeled_index),
+        "test": _tsv("test.tsv", text, pair, None, index=index),
     }
 
 
-_COLA = GlueTask(
-    name="cola",
-    dir_name="CoLA",
-    description="Corpus of Linguistic Acceptability: is the sentence grammatical?",
+def _mnli_splits() -> dict[str, SplitLayout]:
+    """MNLI's matched and mismatched dev and test files, and GLUE's diagnostic set (AX: its
+    own folder, scored with an MNLI model)."""
+
+    def layout(filename: str, label: str | None, subdir: str | None = None) -> SplitLayout:
+        return _tsv(filename, "sentence1", "sentence2", label, index="index", subdir=subdir)
+
+    return {
+        "train": layout("train.tsv", "gold_label"),
+        "dev": layout("dev_matched.tsv", "gold_label"),
+        "dev_mismatched": layout("dev_mismatched.tsv", "gold_label"),
+        "test": layout("test_matched.tsv", None),
+        "test_mismatched": layout("test_mismatched.tsv", None),
+        "diagnostic": layout("diagnostic.tsv", None, subdir="diagnostic"),
+    }
+
+
+def _task(
+    name: str,
+    dir_name: str,
+    description: str,
+    splits: dict[str, SplitLayout],
+    *,
+    labels: tuple[str, ...] | None = _ZERO_ONE,
+    display_labels: tuple[str, ...] | None = None,
+    metrics: tuple[str, ...] = ("accuracy",),
+    submission_files: dict[str, str] | None = None,
+    **options: Any,
+) -> GlueTask:
+    """A task with what most tasks share by default: 0/1 labels, reported as the files write
+    them unless ``display_labels`` names them, accuracy, and test predictions submitted as
+    ``<dir_name>.tsv``."""
+    return GlueTask(
+        name=name,
+        dir_name=dir_name,
+        description=description,
+        splits=splits,
+        labels=labels,
+        display_labels=labels if display_labels is None else display_labels,
+        metrics=metrics,
+        submission_files=submission_files or {"test": f"{dir_name}.tsv"},
+        **options,
+    )
+
+
+_COLA = _task(
+    "cola",
+    "CoLA",
+    "Corpus of Linguistic Acceptability: is the sentence grammatical?",
     # train/dev have NO header: source, label, original mark, sentence. test has one.
-    splits={
+    {
         "train": _tsv("train.tsv", 3, None, 1, header=False),
         "dev": _tsv("dev.tsv", 3, None, 1, header=False),
         "test": _tsv("test.tsv", "sentence", None, None, index="index"),
     },
-    labels=("0", "1"),
     display_labels=("unacceptable", "acceptable"),
     metrics=("matthews_corrcoef",),
-    submission_files={"test": "CoLA.tsv"},
 )
 
-_SST2 = GlueTask(
-    name="sst2",
-    dir_name="SST-2",
-    description="Stanford Sentiment Treebank: is the phrase positive?",
-    splits={
-        "train": _tsv("train.tsv", "sentence", None, "label"),
-        "dev": _tsv("dev.tsv", "sentence", None, "label"),
-        "test": _tsv("test.tsv", "sentence", None, None, index="index"),
-    },
-    labels=("0", "1"),
+_SST2 = _task(
+    "sst2",
+    "SST-2",
+    "Stanford Sentiment Treebank: is the phrase positive?",
+    _standard("sentence", None, "label", labeled_index=None),
     display_labels=("negative", "positive"),
-    metrics=("accuracy",),
-    submission_files={"test": "SST-2.tsv"},
 )
 
-_MRPC = GlueTask(
-    name="mrpc",
-    dir_name="MRPC",
-    description="Microsoft Research Paraphrase Corpus: are the sentences paraphrases?",
-    splits={
-        "train": _tsv("train.tsv", "#1 String", "#2 String", "Quality"),
-        "dev": _tsv("dev.tsv", "#1 String", "#2 String", "Quality"),
-        "test": _tsv("test.tsv", "#1 String", "#2 String", None, index="index"),
-    },
-    labels=("0", "1"),
+_MRPC = _task(
+    "mrpc",
+    "MRPC",
+    "Microsoft Research Paraphrase Corpus: are the sentences paraphrases?",
+    _standard("#1 String", "#2 String", "Quality", labeled_index=None),
     display_labels=("not_equivalent", "equivalent"),
     metrics=("f1", "accuracy"),
-    submission_files={"test": "MRPC.tsv"},
 )
 
-_QQP = GlueTask(
-    name="qqp",
-    dir_name="QQP",
-    description="Quora Question Pairs: are the questions duplicates?",
-    splits={
-        "train": _tsv("train.tsv", "question1", "question2", "is_duplicate", index="id"),
-        "dev": _tsv("dev.tsv", "question1", "question2", "is_duplicate", index="id"),
-        "test": _tsv("test.tsv", "question1", "question2", None, index="id"),
-    },
-    labels=("0", "1"),
+_QQP = _task(
+    "qqp",
+    "QQP",
+    "Quora Question Pairs: are the questions duplicates?",
+    _standard("question1", "question2", "is_duplicate", index="id", labeled_index="id"),
     display_labels=("not_duplicate", "duplicate"),
     metrics=("f1", "accuracy"),
-    submission_files={"test": "QQP.tsv"},
     skip_malformed=True,
 )
 
-_STSB = GlueTask(
-    name="stsb",
-    dir_name="STS-B",
-    description="Semantic Textual Similarity Benchmark: similarity score from 0 to 5.",
-    splits=_standard("sentence1", "sentence2", "score"),
+_STSB = _task(
+    "stsb",
+    "STS-B",
+    "Semantic Textual Similarity Benchmark: similarity score from 0 to 5.",
+    _standard("sentence1", "sentence2", "score"),
     labels=None,
-    display_labels=None,
     metrics=("pearson", "spearman"),
-    submission_files={"test": "STS-B.tsv"},
     value_range=(0.0, 5.0),
 )
 
-_MNLI = GlueTask(
-    name="mnli",
-    dir_name="MNLI",
-    description="Multi-Genre NLI: does the premise entail, contradict or not decide the hypothesis?",
-    splits={
-        "train": _tsv("train.tsv", "sentence1", "sentence2", "gold_label", index="index"),
-        "dev": _tsv("dev_matched.tsv", "sentence1", "sentence2", "gold_label", index="index"),
-        "dev_mismatched": _tsv(
-            "dev_mismatched.tsv", "sentence1", "sentence2", "gold_label", index="index"
-        ),
-        "test": _tsv("test_matched.tsv", "sentence1", "sentence2", None, index="index"),
-        "test_mismatched": _tsv(
-            "test_mismatched.tsv", "sentence1", "sentence2", None, index="index"
-        ),
-        "diagnostic": _tsv(
-            "diagnostic.tsv", "sentence1", "sentence2", None, index="index", subdir="diagnostic"
-        ),
-    },
+_MNLI = _task(
+    "mnli",
+    "MNLI",
+    "Multi-Genre NLI: does the premise entail, contradict or not decide the hypothesis?",
+    _mnli_splits(),
     # The order GLUE's own baseline and transformers' MnliProcessor use.
     labels=("contradiction", "entailment", "neutral"),
-    display_labels=("contradiction", "entailment", "neutral"),
-    metrics=("accuracy",),
     submission_files={
         "test": "MNLI-m.tsv",
         "test_mismatched": "MNLI-mm.tsv",
@@ -205,37 +219,28 @@ _MNLI = GlueTask(
     },
 )
 
-_QNLI = GlueTask(
-    name="qnli",
-    dir_name="QNLI",
-    description="Question NLI (v2): does the sentence contain the answer to the question?",
-    splits=_standard("question", "sentence", "label"),
-    labels=("entailment", "not_entailment"),
-    display_labels=("entailment", "not_entailment"),
-    metrics=("accuracy",),
-    submission_files={"test": "QNLI.tsv"},
+_QNLI = _task(
+    "qnli",
+    "QNLI",
+    "Question NLI (v2): does the sentence contain the answer to the question?",
+    _standard("question", "sentence", "label"),
+    labels=_TWO_WAY_NLI,
 )
 
-_RTE = GlueTask(
-    name="rte",
-    dir_name="RTE",
-    description="Recognizing Textual Entailment: does sentence 1 entail sentence 2?",
-    splits=_standard("sentence1", "sentence2", "label"),
-    labels=("entailment", "not_entailment"),
-    display_labels=("entailment", "not_entailment"),
-    metrics=("accuracy",),
-    submission_files={"test": "RTE.tsv"},
+_RTE = _task(
+    "rte",
+    "RTE",
+    "Recognizing Textual Entailment: does sentence 1 entail sentence 2?",
+    _standard("sentence1", "sentence2", "label"),
+    labels=_TWO_WAY_NLI,
 )
 
-_WNLI = GlueTask(
-    name="wnli",
-    dir_name="WNLI",
-    description="Winograd NLI: does the sentence with the pronoun replaced follow?",
-    splits=_standard("sentence1", "sentence2", "label"),
-    labels=("0", "1"),
+_WNLI = _task(
+    "wnli",
+    "WNLI",
+    "Winograd NLI: does the sentence with the pronoun replaced follow?",
+    _standard("sentence1", "sentence2", "label"),
     display_labels=("not_entailment", "entailment"),
-    metrics=("accuracy",),
-    submission_files={"test": "WNLI.tsv"},
 )
 
 #: All nine GLUE tasks by their short lower-case name.

@@ -20,7 +20,7 @@ Rows whose target is missing are dropped and counted (:meth:`TargetSpec.clean`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -269,13 +269,8 @@ class TargetSpec:
         return pd.DataFrame({self.columns[0]: joined})
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "columns": self.columns,
-            "task": self.task,
-            "labels": self.labels,
-            "label_sep": self.label_sep,
-            "transform": self.transform,
-        }
+        # The compared fields define the spec; dropped_rows only reports on one reading.
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.compare}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TargetSpec:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import unquote
 
@@ -142,14 +142,7 @@ class TextTemplate:
         return self.separator.join(pieces)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "columns": self.columns,
-            "text_columns": self.text_columns,
-            "format": self.format,
-            "missing": self.missing,
-            "separator": self.separator,
-            "transforms": self.transforms,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TextTemplate:

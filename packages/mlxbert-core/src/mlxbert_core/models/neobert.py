@@ -7,7 +7,7 @@ types. :func:`build` returns models in eval mode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
@@ -21,10 +21,10 @@ from ..registry import Architecture
 from ._layers import (
     CompiledForward,
     attention,
+    config_fields,
     ignored_heads_notes,
     key_padding_mask,
     merge_heads,
-    num_labels_from_config,
     require_positive,
     silu,
     task_builder,
@@ -55,10 +55,7 @@ class NeoBertModelArgs:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> NeoBertModelArgs:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in config.items() if k in known and v is not None}
-        values["num_labels"] = num_labels_from_config(config)
-        args = cls(**values)
+        args = cls(**config_fields(cls, config))
         args.validate()
         if config.get("ngpt"):
             raise ValueError("NeoBERT config: the normalized-GPT variant (ngpt) is not supported")
@@ -76,12 +73,15 @@ class NeoBertModelArgs:
     def validate(self) -> None:
         require_positive(
             "NeoBERT config",
-            vocab_size=self.vocab_size,
-            hidden_size=self.hidden_size,
-            num_hidden_layers=self.num_hidden_layers,
-            num_attention_heads=self.num_attention_heads,
-            intermediate_size=self.intermediate_size,
-            max_length=self.max_length,
+            self,
+            (
+                "vocab_size",
+                "hidden_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "intermediate_size",
+                "max_length",
+            ),
         )
         if self.hidden_size % self.num_attention_heads or self.head_dim % 2:
             raise ValueError(

@@ -74,6 +74,12 @@ class TaskHead(nn.Module):
     #: of labels) or ``"value"`` (numbers). None: ``"label"`` when the head has
     #: ``predict_proba``, else ``"value"``.
     output_kind: ClassVar[str | None] = None
+    #: The head's own constructor arguments that ``get_config`` writes, in order (see
+    #: :meth:`_config_value` for where each value is read).
+    config_arguments: ClassVar[tuple[str, ...]] = ()
+    #: Fitted scalars and their values before fitting (a temperature, a decision threshold),
+    #: carried under ``"fitted"``; heads with other fitted state override the two methods.
+    fitted_floats: ClassVar[dict[str, float]] = {}
 
     @classmethod
     def prediction_kind(cls) -> str:
@@ -150,6 +156,29 @@ class TaskHead(nn.Module):
                 "samples"
             )
 
+    def _target_vector(
+        self, outputs: mx.array, targets: Any, expected: str, hint: str = ""
+    ) -> mx.array:
+        """One target per sample as an mlx vector (batch,); a (batch, 1) column is accepted.
+        Other shapes raise "``expected``, got (shape)``hint``"."""
+        targets = to_mx(targets)
+        self._check_batch(outputs, targets)
+        if targets.ndim == 2 and targets.shape[1] == 1:
+            targets = targets[:, 0]
+        if targets.ndim != 1:
+            raise ValueError(f"{expected}, got {tuple(targets.shape)}{hint}")
+        return targets
+
+    def _class_indices(
+        self, targets: mx.array, num_classes: int, range_name: str = "class indices"
+    ) -> mx.array:
+        """A target vector checked to hold whole class indices 0..num_classes-1, as int32."""
+        if mx.issubdtype(targets.dtype, mx.floating) and any_true(targets != mx.round(targets)):
+            raise ValueError(f"{self.task} targets must be integer class indices")
+        if any_true((targets < 0) | (targets >= num_classes)):
+            raise ValueError(f"{range_name} must lie in [0, {num_classes - 1}]")
+        return targets.astype(mx.int32)
+
     # -- decisions ---------------------------------------------------------------------------
     def fit_decision(self, outputs: Any, targets: Any, *, criterion: str = "f1") -> dict | None:
         """Fit the head's decision thresholds on validation outputs (binary: one threshold,
@@ -158,17 +187,28 @@ class TaskHead(nn.Module):
         return None
 
     # -- configuration ---------------------------------------------------------------------
+    def _config_value(self, name: str) -> Any:
+        """The head's value of constructor argument ``name``: ``loss_name`` for ``loss``
+        (``loss`` is the method), else the attribute ``_name`` where the head keeps one (list
+        values stay private, out of the module's parameter tree), else ``name``."""
+        if name == "loss":
+            return self.loss_name
+        private = "_" + name
+        return getattr(self, private) if hasattr(self, private) else getattr(self, name)
+
     def _head_config(self) -> dict[str, Any]:
         """Constructor arguments specific to the subclass (JSON-serialisable)."""
-        return {}
+        return {name: self._config_value(name) for name in self.config_arguments}
 
     def _fitted_state(self) -> dict[str, Any]:
         """State learned after training (calibration, thresholds, scaling)."""
-        return {}
+        return {name: getattr(self, name) for name in self.fitted_floats}
 
     def _load_fitted_state(self, state: dict[str, Any]) -> None:
-        if state:
+        if state and not self.fitted_floats:
             raise ValueError(f"{type(self).__name__} has no fitted state, got {sorted(state)}")
+        for name, unfitted in self.fitted_floats.items():
+            setattr(self, name, finite_float(state.get(name, unfitted), name))
 
     def get_config(self) -> dict[str, Any]:
         """Everything needed to rebuild this head (except the weights), JSON-serialisable."""
@@ -202,6 +242,15 @@ def _norm_settings(body_norm: dict[str, Any] | None) -> dict[str, Any] | None:
     if not eps > 0:
         raise ValueError(f"body_norm eps must be > 0, got {eps}")
     return {"eps": eps, "bias": bool(body_norm.get("bias", True))}
+
+
+def count_argument(value: Any, name: str, minimum: int = 1) -> int:
+    """A head's size argument (``num_classes``, ``horizon``...) checked to be an integer of at
+    least ``minimum``."""
+    if not isinstance(value, (int, np.integer)) or value < minimum:
+        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    return int(value)
 
 
 def finite_float(value: Any, name: str) -> float:

@@ -3,7 +3,7 @@ tuned decision threshold."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import mlx.core as mx
 import numpy as np
@@ -12,13 +12,26 @@ from .. import metrics as M
 from ..calibration import choose_threshold, fit_temperature
 from ..losses import binary_cross_entropy, binary_focal_loss, check_reduction
 from ..registry import register_head
-from ._base import TaskHead, any_true, finite_float, labels_to_numpy, to_mx, to_numpy
+from ._base import TaskHead, any_true, finite_float, labels_to_numpy, to_numpy
 
 BINARY_LOSSES = ("bce", "focal")
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def sigmoid_loss(
+    head: TaskHead, outputs: mx.array, targets: mx.array, reduction: str, **bce_weights: Any
+) -> mx.array:
+    """The loss of a head of independent sigmoids (binary, multilabel): focal with the head's
+    ``focal_gamma`` / ``focal_alpha`` when its loss is ``"focal"``, else BCE with
+    ``bce_weights`` (``pos_weight``, ``class_weights``)."""
+    if head.loss_name == "focal":
+        return binary_focal_loss(
+            outputs, targets, gamma=head.focal_gamma, alpha=head.focal_alpha, reduction=reduction
+        )
+    return binary_cross_entropy(outputs, targets, reduction=reduction, **bce_weights)
 
 
 @register_head("binary")
@@ -37,6 +50,8 @@ class BinaryClassificationHead(TaskHead):
     """
 
     output_kind = "label"
+    config_arguments = ("loss", "pos_weight", "class_weights", "focal_gamma", "focal_alpha")
+    fitted_floats: ClassVar[dict[str, float]] = {"temperature": 1.0, "threshold": 0.5}
 
     def __init__(
         self,
@@ -77,15 +92,9 @@ class BinaryClassificationHead(TaskHead):
 
     # -- training -------------------------------------------------------------------------
     def _targets(self, outputs: mx.array, targets: Any) -> mx.array:
-        targets = to_mx(targets)
-        self._check_batch(outputs, targets)
-        if targets.ndim == 2 and targets.shape[1] == 1:
-            targets = targets[:, 0]
-        if targets.ndim != 1:
-            raise ValueError(
-                f"binary targets must have shape (batch,) with values in [0, 1], got "
-                f"{tuple(targets.shape)}"
-            )
+        targets = self._target_vector(
+            outputs, targets, "binary targets must have shape (batch,) with values in [0, 1]"
+        )
         if any_true((targets < 0) | (targets > 1)):
             raise ValueError("binary targets must lie in [0, 1] (0/1 labels or soft labels)")
         return targets.astype(outputs.dtype)
@@ -94,20 +103,13 @@ class BinaryClassificationHead(TaskHead):
         """Training loss on raw logits (temperature is an inference-time correction)."""
         check_reduction(reduction)
         targets = self._targets(outputs, targets)
-        if self.loss_name == "focal":
-            return binary_focal_loss(
-                outputs,
-                targets,
-                gamma=self.focal_gamma,
-                alpha=self.focal_alpha,
-                reduction=reduction,
-            )
-        return binary_cross_entropy(
+        return sigmoid_loss(
+            self,
             outputs,
             targets,
+            reduction,
             pos_weight=self.pos_weight,
             class_weights=self._class_weights,
-            reduction=reduction,
         )
 
     # -- inference --------------------------------------------------------------------------
@@ -155,20 +157,3 @@ class BinaryClassificationHead(TaskHead):
             "matthews_corrcoef": M.matthews_corrcoef(truth, labels),
             "log_loss": M.log_loss(truth, proba, labels=[0, 1]),
         }
-
-    # -- config ------------------------------------------------------------------------------
-    def _head_config(self) -> dict[str, Any]:
-        return {
-            "loss": self.loss_name,
-            "pos_weight": self.pos_weight,
-            "class_weights": self._class_weights,
-            "focal_gamma": self.focal_gamma,
-            "focal_alpha": self.focal_alpha,
-        }
-
-    def _fitted_state(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "threshold": self.threshold}
-
-    def _load_fitted_state(self, state: dict[str, Any]) -> None:
-        self.temperature = finite_float(state.get("temperature", 1.0), "temperature")
-        self.threshold = finite_float(state.get("threshold", 0.5), "threshold")

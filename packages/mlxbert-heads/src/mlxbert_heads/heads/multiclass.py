@@ -3,7 +3,7 @@ smoothing and class weights) or focal loss; temperature scaling."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import mlx.core as mx
 import numpy as np
@@ -12,7 +12,7 @@ from .. import metrics as M
 from ..calibration import fit_temperature
 from ..losses import check_reduction, cross_entropy, multiclass_focal_loss
 from ..registry import register_head
-from ._base import TaskHead, any_true, finite_float, labels_to_numpy, to_mx, to_numpy
+from ._base import TaskHead, count_argument, finite_float, labels_to_numpy, to_numpy
 
 MULTICLASS_LOSSES = ("ce", "focal")
 
@@ -40,6 +40,8 @@ class MulticlassClassificationHead(TaskHead):
 
     outputs_argument = "num_classes"
     output_kind = "label"
+    config_arguments = ("num_classes", "loss", "label_smoothing", "class_weights", "focal_gamma")
+    fitted_floats: ClassVar[dict[str, float]] = {"temperature": 1.0}
 
     def __init__(
         self,
@@ -53,9 +55,8 @@ class MulticlassClassificationHead(TaskHead):
         temperature: float = 1.0,
         **body: Any,
     ):
-        if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-        super().__init__(hidden_size, int(num_classes), **body)
+        num_classes = count_argument(num_classes, "num_classes", minimum=2)
+        super().__init__(hidden_size, num_classes, **body)
         if loss not in MULTICLASS_LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(MULTICLASS_LOSSES)}")
         if not 0.0 <= label_smoothing < 1.0:
@@ -64,7 +65,7 @@ class MulticlassClassificationHead(TaskHead):
             raise ValueError("label_smoothing applies to loss='ce' only")
         if class_weights is not None and len(class_weights) != num_classes:
             raise ValueError(f"class_weights needs {num_classes} entries, got {len(class_weights)}")
-        self.num_classes = int(num_classes)
+        self.num_classes = num_classes
         self.loss_name = loss
         self.label_smoothing = float(label_smoothing)
         self._class_weights = None if class_weights is None else [float(w) for w in class_weights]
@@ -75,20 +76,13 @@ class MulticlassClassificationHead(TaskHead):
         return self.output(self.features(features))
 
     def _targets(self, outputs: mx.array, targets: Any) -> mx.array:
-        targets = to_mx(targets)
-        self._check_batch(outputs, targets)
-        if targets.ndim == 2 and targets.shape[1] == 1:
-            targets = targets[:, 0]
-        if targets.ndim != 1:
-            raise ValueError(
-                f"multiclass targets must be class indices of shape (batch,), got "
-                f"{tuple(targets.shape)} (one-hot targets: pass argmax)"
-            )
-        if mx.issubdtype(targets.dtype, mx.floating) and any_true(targets != mx.round(targets)):
-            raise ValueError("multiclass targets must be integer class indices")
-        if any_true((targets < 0) | (targets >= self.num_classes)):
-            raise ValueError(f"class indices must lie in [0, {self.num_classes - 1}]")
-        return targets.astype(mx.int32)
+        targets = self._target_vector(
+            outputs,
+            targets,
+            "multiclass targets must be class indices of shape (batch,)",
+            hint=" (one-hot targets: pass argmax)",
+        )
+        return self._class_indices(targets, self.num_classes)
 
     def loss(self, outputs: mx.array, targets: Any, *, reduction: str = "mean") -> mx.array:
         check_reduction(reduction)
@@ -139,18 +133,3 @@ class MulticlassClassificationHead(TaskHead):
             "top_2_accuracy": M.top_k_accuracy(truth, proba, k=2, labels=classes),
             "roc_auc_ovr": M.roc_auc(truth, proba, labels=classes) if all_present else float("nan"),
         }
-
-    def _head_config(self) -> dict[str, Any]:
-        return {
-            "num_classes": self.num_classes,
-            "loss": self.loss_name,
-            "label_smoothing": self.label_smoothing,
-            "class_weights": self._class_weights,
-            "focal_gamma": self.focal_gamma,
-        }
-
-    def _fitted_state(self) -> dict[str, Any]:
-        return {"temperature": self.temperature}
-
-    def _load_fitted_state(self, state: dict[str, Any]) -> None:
-        self.temperature = finite_float(state.get("temperature", 1.0), "temperature")

@@ -10,10 +10,10 @@ import numpy as np
 
 from .. import metrics as M
 from ..calibration import MIN_POSITIVES, choose_thresholds
-from ..losses import binary_cross_entropy, binary_focal_loss, check_reduction
+from ..losses import check_reduction
 from ..registry import register_head
-from ._base import TaskHead, any_true, labels_to_numpy, to_mx, to_numpy
-from .binary import sigmoid
+from ._base import TaskHead, any_true, count_argument, labels_to_numpy, to_mx, to_numpy
+from .binary import sigmoid, sigmoid_loss
 
 MULTILABEL_LOSSES = ("bce", "focal")
 
@@ -34,6 +34,7 @@ class MultilabelClassificationHead(TaskHead):
 
     outputs_argument = "num_labels"
     output_kind = "labels"
+    config_arguments = ("num_labels", "loss", "pos_weight", "focal_gamma", "focal_alpha")
 
     def __init__(
         self,
@@ -47,14 +48,13 @@ class MultilabelClassificationHead(TaskHead):
         thresholds: list[float] | None = None,
         **body: Any,
     ):
-        if not isinstance(num_labels, (int, np.integer)) or num_labels < 1:
-            raise ValueError(f"num_labels must be a positive integer, got {num_labels!r}")
-        super().__init__(hidden_size, int(num_labels), **body)
+        num_labels = count_argument(num_labels, "num_labels")
+        super().__init__(hidden_size, num_labels, **body)
         if loss not in MULTILABEL_LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(MULTILABEL_LOSSES)}")
         if loss == "focal" and pos_weight is not None:
             raise ValueError("focal loss balances labels with focal_alpha, not pos_weight")
-        self.num_labels = int(num_labels)
+        self.num_labels = num_labels
         self.loss_name = loss
         if pos_weight is not None:
             weights = np.broadcast_to(np.asarray(pos_weight, dtype=np.float64), (num_labels,))
@@ -95,16 +95,8 @@ class MultilabelClassificationHead(TaskHead):
                 "multilabel targets must lie in [0, 1] (0/1 indicators or soft labels)"
             )
         targets = targets.astype(outputs.dtype)
-        if self.loss_name == "focal":
-            return binary_focal_loss(
-                outputs,
-                targets,
-                gamma=self.focal_gamma,
-                alpha=self.focal_alpha,
-                reduction=reduction,
-            )
         pos_weight = None if self._pos_weight is None else mx.array(self._pos_weight)
-        return binary_cross_entropy(outputs, targets, pos_weight=pos_weight, reduction=reduction)
+        return sigmoid_loss(self, outputs, targets, reduction, pos_weight=pos_weight)
 
     def predict_proba(self, outputs: Any) -> np.ndarray:
         """Per-label probabilities (batch, num_labels)."""
@@ -157,15 +149,6 @@ class MultilabelClassificationHead(TaskHead):
             "subset_accuracy": M.subset_accuracy(truth, labels),
             "hamming_loss": M.hamming_loss(truth, labels),
             "roc_auc_macro": auc,
-        }
-
-    def _head_config(self) -> dict[str, Any]:
-        return {
-            "num_labels": self.num_labels,
-            "loss": self.loss_name,
-            "pos_weight": self._pos_weight,
-            "focal_gamma": self.focal_gamma,
-            "focal_alpha": self.focal_alpha,
         }
 
     def _fitted_state(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import numpy as np
 from .. import metrics as M
 from ..losses import _reduce, check_reduction
 from ..registry import register_head
-from ._base import TaskHead, any_true, labels_to_numpy, to_mx, to_numpy
+from ._base import TaskHead, count_argument, labels_to_numpy, to_numpy
 
 ORDINAL_PREDICTIONS = ("argmax", "expected", "median")
 
@@ -60,6 +60,7 @@ class OrdinalRegressionHead(TaskHead):
 
     outputs_argument = "num_classes"
     output_kind = "label"
+    config_arguments = ("num_classes", "class_weights", "prediction")
 
     def __init__(
         self,
@@ -70,8 +71,7 @@ class OrdinalRegressionHead(TaskHead):
         prediction: str = "argmax",
         **body: Any,
     ):
-        if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        num_classes = count_argument(num_classes, "num_classes", minimum=2)
         super().__init__(hidden_size, 1, **body)
         if prediction not in ORDINAL_PREDICTIONS:
             raise ValueError(
@@ -79,7 +79,7 @@ class OrdinalRegressionHead(TaskHead):
             )
         if class_weights is not None and len(class_weights) != num_classes:
             raise ValueError(f"class_weights needs {num_classes} entries")
-        self.num_classes = int(num_classes)
+        self.num_classes = num_classes
         self.prediction = prediction
         self._class_weights = None if class_weights is None else [float(w) for w in class_weights]
         # The score has no bias: the cut-points already carry the offset.
@@ -98,19 +98,8 @@ class OrdinalRegressionHead(TaskHead):
         return self.thresholds()[None, :] - score
 
     def _targets(self, outputs: mx.array, targets: Any) -> mx.array:
-        targets = to_mx(targets)
-        self._check_batch(outputs, targets)
-        if targets.ndim == 2 and targets.shape[1] == 1:
-            targets = targets[:, 0]
-        if targets.ndim != 1:
-            raise ValueError(
-                f"ordinal targets must have shape (batch,), got {tuple(targets.shape)}"
-            )
-        if mx.issubdtype(targets.dtype, mx.floating) and any_true(targets != mx.round(targets)):
-            raise ValueError("ordinal targets must be integer class indices")
-        if any_true((targets < 0) | (targets >= self.num_classes)):
-            raise ValueError(f"ordinal targets must lie in [0, {self.num_classes - 1}]")
-        return targets.astype(mx.int32)
+        targets = self._target_vector(outputs, targets, "ordinal targets must have shape (batch,)")
+        return self._class_indices(targets, self.num_classes, range_name="ordinal targets")
 
     def probabilities(self, outputs: mx.array) -> mx.array:
         """Class probabilities (batch, num_classes), as mlx arrays (differentiable)."""
@@ -171,11 +160,4 @@ class OrdinalRegressionHead(TaskHead):
             "accuracy": M.accuracy(truth, labels),
             "mae": M.mae(truth, labels),
             "spearman": M.spearman(truth, expected) if truth.size > 1 else float("nan"),
-        }
-
-    def _head_config(self) -> dict[str, Any]:
-        return {
-            "num_classes": self.num_classes,
-            "class_weights": self._class_weights,
-            "prediction": self.prediction,
         }

@@ -11,7 +11,7 @@ import numpy as np
 from .. import metrics as M
 from ..losses import check_reduction, gaussian_nll_loss, huber_loss, mae_loss, mse_loss
 from ..registry import register_head
-from ._base import TaskHead, to_mx, to_numpy
+from ._base import TaskHead, count_argument, to_mx, to_numpy
 from ._scaling import TargetScaler
 
 REGRESSION_LOSSES = ("mse", "mae", "huber")
@@ -45,6 +45,7 @@ class RegressionHead(TaskHead):
 
     outputs_argument = "num_targets"
     output_kind = "value"
+    config_arguments = ("num_targets", "loss", "huber_delta", "uncertainty")
 
     def __init__(
         self,
@@ -56,14 +57,13 @@ class RegressionHead(TaskHead):
         uncertainty: bool = False,
         **body: Any,
     ):
-        if not isinstance(num_targets, (int, np.integer)) or num_targets < 1:
-            raise ValueError(f"num_targets must be a positive integer, got {num_targets!r}")
-        super().__init__(hidden_size, int(num_targets) * (2 if uncertainty else 1), **body)
+        num_targets = count_argument(num_targets, "num_targets")
+        super().__init__(hidden_size, num_targets * (2 if uncertainty else 1), **body)
         if loss not in REGRESSION_LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(REGRESSION_LOSSES)}")
         if huber_delta <= 0:
             raise ValueError(f"huber_delta must be > 0, got {huber_delta}")
-        self.num_targets = int(num_targets)
+        self.num_targets = num_targets
         self.loss_name = loss
         self.huber_delta = float(huber_delta)
         self.uncertainty = bool(uncertainty)
@@ -152,14 +152,6 @@ class RegressionHead(TaskHead):
         return result
 
     # -- config ----------------------------------------------------------------------------------
-    def _head_config(self) -> dict[str, Any]:
-        return {
-            "num_targets": self.num_targets,
-            "loss": self.loss_name,
-            "huber_delta": self.huber_delta,
-            "uncertainty": self.uncertainty,
-        }
-
     def _fitted_state(self) -> dict[str, Any]:
         return {
             "target_mean": self._scaler.state()["mean"],

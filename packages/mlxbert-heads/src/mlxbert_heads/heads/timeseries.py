@@ -12,7 +12,7 @@ import numpy as np
 from .. import metrics as M
 from ..losses import check_reduction
 from ..registry import register_head
-from ._base import TaskHead, to_mx, to_numpy
+from ._base import TaskHead, count_argument, to_mx, to_numpy
 from ._scaling import TargetScaler
 from .regression import REGRESSION_LOSSES, point_loss
 
@@ -53,6 +53,15 @@ class TimeSeriesRegressionHead(TaskHead):
 
     outputs_argument = "horizon"
     output_kind = "value"
+    config_arguments = (
+        "horizon",
+        "history_length",
+        "num_covariates",
+        "decomposition",
+        "kernel_size",
+        "loss",
+        "huber_delta",
+    )
 
     extra_inputs = ("history", "covariates")
 
@@ -69,9 +78,8 @@ class TimeSeriesRegressionHead(TaskHead):
         huber_delta: float = 1.0,
         **body: Any,
     ):
-        if not isinstance(horizon, (int, np.integer)) or horizon < 1:
-            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
-        super().__init__(hidden_size, int(horizon), **body)
+        horizon = count_argument(horizon, "horizon")
+        super().__init__(hidden_size, horizon, **body)
         if history_length < 0 or num_covariates < 0:
             raise ValueError("history_length and num_covariates must be >= 0")
         if decomposition not in DECOMPOSITIONS:
@@ -84,7 +92,7 @@ class TimeSeriesRegressionHead(TaskHead):
             raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
         if loss not in REGRESSION_LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(REGRESSION_LOSSES)}")
-        self.horizon = int(horizon)
+        self.horizon = horizon
         self.history_length = int(history_length)
         self.num_covariates = int(num_covariates)
         self.decomposition = decomposition
@@ -192,17 +200,6 @@ class TimeSeriesRegressionHead(TaskHead):
             "rmse": M.rmse(truth, pred),
             "mae": M.mae(truth, pred),
             "directional_accuracy": direction,
-        }
-
-    def _head_config(self) -> dict[str, Any]:
-        return {
-            "horizon": self.horizon,
-            "history_length": self.history_length,
-            "num_covariates": self.num_covariates,
-            "decomposition": self.decomposition,
-            "kernel_size": self.kernel_size,
-            "loss": self.loss_name,
-            "huber_delta": self.huber_delta,
         }
 
     def _fitted_state(self) -> dict[str, Any]:

@@ -29,6 +29,20 @@ class ModeSpec:
     description: str
 
 
+def _microscaling(name: str, bits: int, group_size: int, description: str) -> ModeSpec:
+    """A micro-scaling float format: one element width, one group size (its defaults too),
+    one shared scale per group and no bias."""
+    return ModeSpec(
+        name,
+        bits=(bits,),
+        group_sizes=(group_size,),
+        default_bits=bits,
+        default_group_size=group_size,
+        has_biases=False,
+        description=description,
+    )
+
+
 MODES: dict[str, ModeSpec] = {
     spec.name: spec
     for spec in (
@@ -41,33 +55,9 @@ MODES: dict[str, ModeSpec] = {
             has_biases=True,
             description="integer codes with a scale and a bias per group (input dtype)",
         ),
-        ModeSpec(
-            "mxfp4",
-            bits=(4,),
-            group_sizes=(32,),
-            default_bits=4,
-            default_group_size=32,
-            has_biases=False,
-            description="OCP MX FP4 (E2M1) with one E8M0 scale per 32 values",
-        ),
-        ModeSpec(
-            "mxfp8",
-            bits=(8,),
-            group_sizes=(32,),
-            default_bits=8,
-            default_group_size=32,
-            has_biases=False,
-            description="OCP MX FP8 (E4M3) with one E8M0 scale per 32 values",
-        ),
-        ModeSpec(
-            "nvfp4",
-            bits=(4,),
-            group_sizes=(16,),
-            default_bits=4,
-            default_group_size=16,
-            has_biases=False,
-            description="NVIDIA FP4 (E2M1) with one E4M3 scale per 16 values",
-        ),
+        _microscaling("mxfp4", 4, 32, "OCP MX FP4 (E2M1) with one E8M0 scale per 32 values"),
+        _microscaling("mxfp8", 8, 32, "OCP MX FP8 (E4M3) with one E8M0 scale per 32 values"),
+        _microscaling("nvfp4", 4, 16, "NVIDIA FP4 (E2M1) with one E4M3 scale per 16 values"),
     )
 }
 
