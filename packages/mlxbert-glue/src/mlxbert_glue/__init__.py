@@ -17,6 +17,7 @@ from . import task_model
 from .commands import glue_eval, glue_finetune
 from .data import GlueExamples, load_task
 from .evaluate import evaluate
+from .export import ExportError, ExportResult, export_model
 from .factory import create_model, create_model_and_tokenizer
 from .finetune import finetune
 from .metrics import compute_metrics, glue_score, predictions_from_logits, task_score
@@ -56,6 +57,8 @@ __all__ = [
     "TASKS",
     "Classifier",
     "Examples",
+    "ExportError",
+    "ExportResult",
     "FitResult",
     "GlueExamples",
     "GlueTask",
@@ -72,6 +75,7 @@ __all__ = [
     "create_task_model",
     "default_recipe",
     "evaluate",
+    "export_model",
     "finetune",
     "fit",
     "get_preset",
