@@ -18,7 +18,7 @@ from .formats import mlxfn as mlxfn_format
 from .graph import GraphSpec, plan_graph
 from .metadata import EXPORT_FILE, describe, onnx_properties
 from .ops import DTYPES
-from .reference import check_batch, max_difference, mlx_outputs
+from .reference import check_batch, max_difference, min_cosine, mlx_outputs
 from .source import ExportSubject, open_subject
 
 FORMATS = ("onnx", "mlxfn", "hf")
@@ -32,13 +32,15 @@ TOLERANCE = {"float32": 1e-3, "float16": 2e-2}
 class ExportResult:
     """path: the written folder; files: its contents; max_abs_diff: the largest
     difference from MLX on the check batch (None for ``hf``); quantized_max_abs_diff: the
-    same for the int8 copy; description: what ``export.json`` holds."""
+    same for the int8 copy, and quantized_min_cosine the lowest cosine similarity between
+    the rows of its last output (logits, or the sentence embedding) and MLX's (int8 weights move values, not directions); description: what ``export.json`` holds."""
 
     path: Path
     format: str
     files: list[str]
     max_abs_diff: float | None = None
     quantized_max_abs_diff: float | None = None
+    quantized_min_cosine: float | None = None
     description: dict[str, Any] = field(default_factory=dict)
 
 
@@ -154,6 +156,7 @@ def export_model(
         description["check"] = {
             "max_abs_diff": result.max_abs_diff,
             "quantized_max_abs_diff": result.quantized_max_abs_diff,
+            "quantized_min_cosine": result.quantized_min_cosine,
         }
         source = (subject.info.source_dir if subject.info else None) or getattr(
             subject.encoder, "name_or_path", None
@@ -192,6 +195,7 @@ def _write_onnx(
         onnx_format.quantize_int8(path, quantized)
         got = onnx_format.run(quantized, batch)
         result.quantized_max_abs_diff = max_difference(got, want)
+        result.quantized_min_cosine = min_cosine(got[-1:], want[-1:])
 
 
 __all__ = ["FORMATS", "TOLERANCE", "ExportResult", "export_model"]

@@ -65,4 +65,15 @@ def max_difference(got: list[np.ndarray], want: list[np.ndarray]) -> float:
     return max(float(np.max(np.abs(np.asarray(g) - np.asarray(w)))) for g, w in zip(got, want))
 
 
-__all__ = ["CHECK_TEXTS", "check_batch", "max_difference", "mlx_outputs"]
+def min_cosine(got: list[np.ndarray], want: list[np.ndarray]) -> float:
+    """Lowest cosine similarity between matching rows (each row flattened), all outputs."""
+    lowest = 1.0
+    for g, w in zip(got, want):
+        a = np.asarray(g, np.float64).reshape(len(g), -1)
+        b = np.asarray(w, np.float64).reshape(len(w), -1)
+        norms = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
+        lowest = min(lowest, float(np.min(np.sum(a * b, axis=1) / norms)))
+    return lowest
+
+
+__all__ = ["CHECK_TEXTS", "check_batch", "max_difference", "min_cosine", "mlx_outputs"]

@@ -51,9 +51,12 @@ def export_function(
     mx.export_function(str(path), fn, *args, shapeless=True)
 
 
-def run(path: Path, batch: dict[str, np.ndarray], inputs: tuple[str, ...]) -> list[np.ndarray]:
-    """Outputs of an exported function for a batch of int inputs."""
-    fn = mx.import_function(str(path))
+def run(path_or_function, batch: dict[str, np.ndarray], inputs: tuple[str, ...]):
+    """Outputs (NumPy) of an exported function file, or of a function ``mx.import_function``
+    returned, for a batch of int inputs."""
+    fn = path_or_function
+    if not callable(fn):
+        fn = mx.import_function(str(path_or_function))
     args = [mx.array(np.asarray(batch[name], dtype=np.int32)) for name in inputs]
     return [np.array(o) for o in fn(*args)]
 
