@@ -40,8 +40,11 @@ def export(
     ] = False,
     overwrite: Annotated[bool, Opt(help="Replace an existing output folder.")] = False,
 ) -> None:
-    """Export a model for deployment (ONNX for onnxruntime, .mlxfn for MLX's C++ API, or the
-    transformers folder); the export is checked against MLX before it is kept."""
+    """Export a model for deployment: ONNX, an MLX function file or the transformers folder.
+
+    ONNX runs in onnxruntime (and anything else that reads ONNX); .mlxfn loads with MLX's
+    mx.import_function in Python or C++; hf is the folder transformers and optimum read.
+    ONNX and .mlxfn exports are checked against MLX before they are kept."""
     try:
         result = export_model(
             model,
