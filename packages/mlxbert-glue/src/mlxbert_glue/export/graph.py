@@ -40,6 +40,14 @@ class GraphPlan:
     max_positions: int
 
 
+def hidden_size_of(encoder: Any) -> int:
+    """The encoder's width (``hidden_size``, or its config's)."""
+    value = getattr(encoder, "hidden_size", None)
+    if value is None:
+        value = encoder.config.hidden_size
+    return int(value)
+
+
 def plan_graph(subject: ExportSubject, spec: GraphSpec, what: str) -> GraphPlan:
     """Check that ``subject`` can be written as a graph (before anything is written)."""
     writer = graph_writer(subject.encoder, what)
@@ -54,7 +62,7 @@ def plan_graph(subject: ExportSubject, spec: GraphSpec, what: str) -> GraphPlan:
         if spec.pooling is not None:
             raise ExportError("pooling applies to plain encoders; a task model outputs logits")
     else:
-        hidden = int(subject.encoder.hidden_size)
+        hidden = hidden_size_of(subject.encoder)
         outputs = (("last_hidden_state", ("batch", "sequence", hidden)),)
         if spec.pooling is not None:
             if spec.pooling not in EMBEDDING_POOLINGS:

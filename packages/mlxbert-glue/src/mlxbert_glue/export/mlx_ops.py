@@ -15,6 +15,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from .errors import ExportError
 from .ops import ACTIVATIONS, Ops, contiguous, rope_tables
 
 _DTYPES = {"float32": mx.float32, "float16": mx.float16}
@@ -191,6 +192,26 @@ class MlxOps(Ops):
 
     def unflatten_last(self, x, shape):
         return mx.unflatten(x, -1, shape)
+
+    def elementwise(self, x, kind):
+        return {"sin": mx.sin, "exp": mx.exp, "abs": mx.abs}[kind](x)
+
+    def concat(self, tensors, axis):
+        return mx.concatenate(tensors, axis=axis)
+
+    def zeros_like(self, x):
+        return x * 0
+
+    def reverse(self, x, axis):
+        raise ExportError("reversing a sequence has no shapeless MLX form")
+
+    def causal_depthwise_conv(self, x, weight, bias):
+        raise ExportError("a causal depthwise convolution has no shapeless MLX form")
+
+    def circular_convolution(self, u, kernel):
+        raise ExportError(
+            "an FFT convolution has no shapeless MLX form (MLX's FFT length is fixed at trace time)"
+        )
 
 
 __all__ = ["MlxOps"]

@@ -297,6 +297,85 @@ class OnnxOps(Ops):
     def unflatten_last(self, x: str, shape: tuple[int, ...]) -> str:
         return self.node("Reshape", [x, self.ints([0, *shape])])
 
+    # -- sequence mixing without attention ----------------------------------------------------
+    def elementwise(self, x: str, kind: str) -> str:
+        return self.node({"sin": "Sin", "exp": "Exp", "abs": "Abs"}[kind], [x])
+
+    def concat(self, tensors: list[str], axis: int) -> str:
+        return self.node("Concat", list(tensors), axis=axis)
+
+    def reverse(self, x: str, axis: int) -> str:
+        big = np.iinfo(np.int64)
+        return self.node(
+            "Slice", [x, self.ints([-1]), self.ints([int(big.min)]), self.ints([axis]),
+                      self.ints([-1])],
+        )  # fmt: skip
+
+    def zeros_like(self, x: str) -> str:
+        return self.mul(x, self.scalar(0.0))
+
+    def _shift(self, padded: str, start: int, stop_from_end: int) -> str:
+        """``padded[:, start : len - stop_from_end]`` along axis 1."""
+        end = -stop_from_end if stop_from_end else int(np.iinfo(np.int64).max)
+        return self.node("Slice", [padded, self.ints([start]), self.ints([end]), self.ints([1])])
+
+    def causal_depthwise_conv(self, x: str, weight: np.ndarray, bias: np.ndarray) -> str:
+        k = weight.shape[-1]
+        pads = self.ints([0, k - 1, 0, 0, 0, 0])  # k-1 zeros before the first position
+        padded = self.node("Pad", [x, pads])
+        out = self.weight(bias, "conv.bias")
+        for i in range(k):  # tap i multiplies x[t - (k - 1 - i)]
+            tap = self.weight(np.ascontiguousarray(weight[:, 0, i]), f"conv.tap{i}")
+            out = self.add(out, self.mul(self._shift(padded, i, k - 1 - i), tap))
+        return out
+
+    def _dft(self, x: str, length: str, inverse: bool) -> str:
+        attrs = {"inverse": int(inverse), "onesided": 0}
+        if self.opset >= 20:
+            axis = self._scalar_i64(1)
+            return self.node("DFT", [x, length, axis], **attrs)
+        return self.node("DFT", [x, length], axis=1, **attrs)
+
+    def _fft_length(self, double: str) -> str:
+        """The smallest power of two >= ``double`` (int64 scalar): onnxruntime's DFT is a
+        radix-2 FFT at such lengths and a direct sum, less accurate, at others."""
+        as_float = self.node("Cast", [double], to=TensorProto.FLOAT)
+        log2 = self.node("Div", [self.node("Log", [as_float]), self.scalar(np.log(2.0), "float32")])
+        guess = self.node("Pow", [self.scalar(2.0, "float32"), self.node("Round", [log2])])
+        guess = self.node("Cast", [guess], to=TensorProto.INT64)
+        short = self.node("Less", [guess, double])
+        return self.node("Where", [short, self.node("Mul", [guess, self._scalar_i64(2)]), guess])
+
+    def circular_convolution(self, u: str, kernel: str) -> str:
+        # The length-2S circular convolution equals a length-N one (N >= 2S) once the
+        # kernel's second half (its negative shifts) is moved to the end of N: zeros go in
+        # between, and the input is zero-padded to N by the DFT itself.
+        length = self.node("Squeeze", [self.node("Shape", [u], start=1, end=2), self.ints([0])])
+        double = self.node("Mul", [length, self._scalar_i64(2)])
+        n = self._fft_length(double)
+        kernel = self.to_float32(kernel)
+        ends = self.node("Unsqueeze", [length, self.ints([0])])
+        front = self.node("Slice", [kernel, self.ints([0]), ends, self.ints([1])])
+        back = self.node("Slice", [kernel, ends, self.ints([int(np.iinfo(np.int64).max)]),
+                                   self.ints([1])])  # fmt: skip
+        gap = self.node("Unsqueeze", [self.node("Sub", [n, double]), self.ints([0])])
+        width = self.node("Shape", [kernel], start=2, end=3)
+        shape = self.concat([self.ints([1]), gap, width], 0)
+        zeros = self.node("ConstantOfShape", [shape], value=helper.make_tensor(
+            "zero", TensorProto.FLOAT, [1], [0.0]))  # fmt: skip
+        kernel = self.concat([front, zeros, back], 1)
+        spec_u = self._dft(self._unsqueeze(self.to_float32(u), [3]), n, False)
+        spec_k = self._dft(self._unsqueeze(kernel, [3]), n, False)
+        ur, ui = (self.node("Gather", [spec_u, self._scalar_i64(j)], axis=3) for j in (0, 1))
+        kr, ki = (self.node("Gather", [spec_k, self._scalar_i64(j)], axis=3) for j in (0, 1))
+        real = self.node("Sub", [self.mul(ur, kr), self.mul(ui, ki)])
+        imag = self.add(self.mul(ur, ki), self.mul(ui, kr))
+        product = self.concat([self._unsqueeze(real, [3]), self._unsqueeze(imag, [3])], 3)
+        full = self._dft(product, n, True)  # the inverse includes the 1/N
+        out = self.node("Gather", [full, self._scalar_i64(0)], axis=3)  # real part
+        head = self.node("Slice", [out, self.ints([0]), ends, self.ints([1])])
+        return self._to_compute(head)
+
     # -- assembly --------------------------------------------------------------------------
     def input(self, name: str) -> str:
         """A (batch, sequence) int64 graph input."""

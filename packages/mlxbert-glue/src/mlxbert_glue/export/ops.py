@@ -214,6 +214,32 @@ class Ops:
         """Split the last axis into ``shape``."""
         raise NotImplementedError
 
+    # -- sequence mixing without attention (long convolutions) ------------------------------
+    def elementwise(self, x: Any, kind: str) -> Any:
+        """``sin``, ``exp`` or ``abs`` of every element."""
+        raise NotImplementedError
+
+    def concat(self, tensors: list[Any], axis: int) -> Any:
+        raise NotImplementedError
+
+    def reverse(self, x: Any, axis: int) -> Any:
+        """``x`` reversed along a sequence axis (of run-time length)."""
+        raise NotImplementedError
+
+    def zeros_like(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    def causal_depthwise_conv(self, x: Any, weight: np.ndarray, bias: np.ndarray) -> Any:
+        """Per-channel causal convolution of (batch, S, C) ``x`` along S: ``weight`` is
+        (C, 1, K) (PyTorch's depthwise ``Conv1d`` layout), output ``t`` sees inputs
+        ``t-K+1 .. t``."""
+        raise NotImplementedError
+
+    def circular_convolution(self, u: Any, kernel: Any) -> Any:
+        """Per-channel circular convolution of (batch, S, C) ``u`` zero-padded to 2S with a
+        (1, 2S, C) ``kernel``, first S outputs (an FFT convolution)."""
+        raise NotImplementedError
+
 
 __all__ = [
     "ACTIVATIONS",

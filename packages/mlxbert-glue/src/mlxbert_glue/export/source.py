@@ -64,8 +64,9 @@ def open_subject(source: Any, *, dtype: str | None = None, encoder_only: bool = 
     else:
         name = str(source)
         path = Path(name)
+        as_classifier = path.is_dir() and _is_classifier_folder(path) and not encoder_only
         try:
-            if path.is_dir() and _is_classifier_folder(path) and not encoder_only:
+            if as_classifier:
                 clf = Classifier.from_pretrained(name, dtype=dtype)
                 subject = ExportSubject(clf.model, clf.tokenizer, clf.info, name)
             elif path.is_dir() and (path / META_FILE).is_file():
@@ -75,7 +76,8 @@ def open_subject(source: Any, *, dtype: str | None = None, encoder_only: bool = 
                 encoder = from_pretrained(name, dtype=dtype)
                 subject = ExportSubject(encoder, load_tokenizer(name), None, name)
         except (FileNotFoundError, OSError, KeyError) as exc:
-            raise ExportError(f"cannot open model {name!r}: {exc}") from None
+            hint = " (encoder_only / --encoder-only exports its encoder)" if as_classifier else ""
+            raise ExportError(f"cannot open model {name!r}: {exc}{hint}") from None
     if encoder_only and subject.is_task_model:
         subject = ExportSubject(subject.model.encoder, subject.tokenizer, None, subject.source)
     subject.model.eval()

@@ -31,11 +31,14 @@ class GraphWriter:
                    (``input_ids``, ``attention_mask`` and, for segment ids,
                    ``token_type_ids``).
     max_positions: ``max_positions(encoder) -> int``: the longest input.
+    check:         ``check(encoder, fmt) -> None``: raise :class:`ExportError` when this
+                   encoder (its configuration) cannot be written in format ``fmt``.
     """
 
     write: Callable[[Any, Ops, GraphInputs, bool], EncoderGraph]
     inputs: Callable[[Any], tuple[str, ...]]
     max_positions: Callable[[Any], int]
+    check: Callable[[Any, str], None] = lambda encoder, fmt: None
 
 
 _BUILTIN = {
@@ -44,6 +47,9 @@ _BUILTIN = {
         "mlxbert_glue.export.writers.modernbert:WRITER"
     ),
     "mlxbert_core.models.neobert:NeoBERT": "mlxbert_glue.export.writers.neobert:WRITER",
+    # M2-BERT's writer is kept here (mlxbert-m2 depends on core only); resolved by class
+    # path, so mlxbert-m2 is imported only when such an encoder is exported.
+    "mlxbert_m2.model:M2BertModel": "mlxbert_glue.export.writers.m2:WRITER",
 }
 _REGISTRY: dict[str, GraphWriter | str] = dict(_BUILTIN)
 _LOADED = False
@@ -90,7 +96,8 @@ def find_graph_writer(encoder: Any) -> GraphWriter | None:
 
 
 def graph_writer(encoder: Any, what: str) -> GraphWriter:
-    """:func:`find_graph_writer`, or an :class:`ExportError` naming what is missing."""
+    """:func:`find_graph_writer` for format ``what`` (``onnx``, ``mlxfn``), or an
+    :class:`ExportError` naming what is missing."""
     writer = find_graph_writer(encoder)
     if writer is None:
         names = ", ".join(key.rpartition(":")[2] for key in sorted(_REGISTRY))
@@ -99,6 +106,7 @@ def graph_writer(encoder: Any, what: str) -> GraphWriter:
             f"no graph writer describes its forward pass (writers exist for {names}); a "
             f"plugin adds one under the entry-point group {ENTRY_POINT_GROUP!r}"
         )
+    writer.check(encoder, what)
     return writer
 
 
