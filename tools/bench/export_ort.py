@@ -82,7 +82,7 @@ def measure(side: str, folder: Path, onnx_dir: Path, batch: int, length: int, se
 
         def step():
             out = parallel_forward(model, **{k: mx.array(v) for k, v in feeds.items()})
-            mx.eval(out)
+            mx.eval(out.last_hidden_state)  # (a batch of one comes back unevaluated)
 
     else:
         import onnxruntime as ort

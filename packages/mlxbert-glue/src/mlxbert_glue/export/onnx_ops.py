@@ -124,6 +124,10 @@ class OnnxOps(Ops):
             raise ValueError(f"activation {name!r} has no graph form")
         if kind in ("relu", "tanh"):
             return self.node("Relu" if kind == "relu" else "Tanh", [x])
+        if kind in ("gelu", "gelu_tanh") and self.dtype == "float32" and self.opset >= 20:
+            # The opset-20 operator: onnxruntime runs it as one kernel (and fuses the bias
+            # add before it), where the formula below stays five elementwise passes.
+            return self.node("Gelu", [x], approximate="none" if kind == "gelu" else "tanh")
         v = self.to_float32(x)  # computed in float32, as mlxbert's kernels do
         if kind == "silu":
             return self._to_compute(self.mul(v, self.node("Sigmoid", [v])))
