@@ -165,6 +165,12 @@ def test_onnx_graph_is_dynamic_and_recent(encoders, tmp_path):
     assert dims == [["batch", "sequence"]] * 2
 
 
+def test_oldest_opset(encoders, tmp_path):
+    result = export_model(encoders["modernbert"], "onnx", tmp_path / "out", opset=17)
+    assert result.max_abs_diff <= TOL
+    compare(tmp_path / "out", encoders["modernbert"])
+
+
 def test_real_minilm_onnx_mlxfn_and_int8(tmp_path):
     minilm = get_preset("all-minilm-l6-v2").resolve()
     result = export_model(minilm, "onnx", tmp_path / "onnx", pooling="mean", quantize=True)

@@ -189,7 +189,13 @@ def _write_onnx(
     path = tmp / onnx_format.MODEL_FILE
     onnx_format.save_model(model, path)
     del model
-    result.max_abs_diff = _checked("ONNX graph", onnx_format.run(path, batch), want, dtype)
+    try:
+        got = onnx_format.run(path, batch)
+    except Exception as exc:  # onnxruntime raises its own types (older versions: opsets)
+        raise ExportError(
+            f"onnxruntime could not run the exported graph (opset {opset}): {exc}"
+        ) from None
+    result.max_abs_diff = _checked("ONNX graph", got, want, dtype)
     if quantize:
         quantized = tmp / onnx_format.QUANTIZED_FILE
         onnx_format.quantize_int8(path, quantized)
