@@ -122,21 +122,24 @@ def main() -> int:
     for name in args.models.split(","):
         for batch, length in cells:
             runs: dict[str, list[float]] = {side: [] for side in SIDES}
+            loads = []
             for _ in range(args.rounds):
+                loads.append(round(os.getloadavg()[0], 2))
                 for side in SIDES:
                     cmd = [sys.executable, __file__, "--seconds", str(args.seconds), "--one",
                            side, str(folders[name]), str(args.work / f"{name}-onnx"),
                            str(batch), str(length)]  # fmt: skip
                     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
                     runs[side].append(float(out.stdout.strip().splitlines()[-1]))
-            row = {"model": name, "batch": batch, "length": length}
+            row = {"model": name, "batch": batch, "length": length, "load_1min": loads}
             row |= {side: statistics.median(v) for side, v in runs.items()}
             row |= {f"{side}_runs": v for side, v in runs.items()}
             results.append(row)
             print(
                 f"{name:9s} {batch:3d}x{length:<4d} "
                 + "  ".join(f"{side} {row[side]:8.1f}" for side in SIDES)
-                + f"  ort-fp32/mlxbert {row['ort-fp32'] / row['mlxbert']:.2f}x",
+                + f"  ort-fp32/mlxbert {row['ort-fp32'] / row['mlxbert']:.2f}x"
+                + f"  (load {min(loads):.1f}-{max(loads):.1f})",
                 flush=True,
             )
     if args.json:
