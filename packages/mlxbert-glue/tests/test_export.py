@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import mlxbert_core  # noqa: F401  isort: skip  (first: it loads OpenBLAS before mlx)
@@ -295,6 +296,13 @@ def test_bad_arguments_fail_before_any_work(encoders, tmp_path):
     with pytest.raises(ExportError, match="is not a folder"):
         export_model(encoders["bert"], "onnx", tmp_path / "file" / "out")
     assert not out.exists()
+
+
+def test_missing_onnx_extra_gives_the_install_hint(encoders, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'mlxbert-glue\[onnx\]'"):
+        export_model(encoders["bert"], "onnx", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_existing_output_needs_overwrite(encoders, tmp_path):
