@@ -7,7 +7,9 @@ with ``mlxbert_glue.export_model`` (fp32 ONNX, and the int8 dynamically quantize
 Each measurement runs in its own process (one side never shares a process, threads or
 caches with the other); rounds alternate the sides and the medians are reported. Each side
 uses its default threads (onnxruntime: one per core; mlxbert: ``parallel_forward``, one
-batch slice per core, what ``embed`` and ``predict`` run on a CPU).
+batch slice per core, what ``embed`` and ``predict`` run on a CPU; a batch of one runs the
+plain forward, OpenBLAS on every core). ``--sides`` adds ``mlxbert-1blas``: the same with
+OpenBLAS on one thread.
 
     python tools/bench/export_ort.py --work /tmp/export-bench --rounds 3 --json ort.json
 """
@@ -26,6 +28,8 @@ from pathlib import Path
 
 DEFAULT_GRID = "1x128,8x128,32x128"
 SIDES = ("mlxbert", "ort-fp32", "ort-int8")
+#: Also measurable (``--sides``): mlxbert with OpenBLAS on one thread.
+EXTRA_SIDES = ("mlxbert-1blas",)
 BERT_BASE = {
     "model_type": "bert", "vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12,
     "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 512,
@@ -70,15 +74,17 @@ def measure(side: str, folder: Path, onnx_dir: Path, batch: int, length: int, se
         "attention_mask": np.ones((batch, length), np.int64),
         "token_type_ids": np.zeros((batch, length), np.int64),
     }
-    if side == "mlxbert":
+    if side.startswith("mlxbert"):
         import mlxbert_core  # noqa: F401  isort: skip
 
         import mlx.core as mx
 
-        from mlxbert_core import from_pretrained
+        from mlxbert_core import from_pretrained, runtime
         from mlxbert_core.parallel import parallel_forward
 
         model = from_pretrained(folder)
+        if side == "mlxbert-1blas":
+            runtime.set_blas_threads(1)
 
         def step():
             out = parallel_forward(model, **{k: mx.array(v) for k, v in feeds.items()})
@@ -109,6 +115,7 @@ def main() -> int:
     p.add_argument("--grid", default=DEFAULT_GRID, help="BATCHxLENGTH,...")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5.0, help="timed seconds per measurement")
+    p.add_argument("--sides", default=",".join(SIDES), help="of " + ",".join(SIDES + EXTRA_SIDES))
     p.add_argument("--json", type=Path)
     p.add_argument("--one", nargs=5, metavar=("SIDE", "FOLDER", "ONNX", "B", "S"), help="internal")
     args = p.parse_args()
@@ -117,15 +124,16 @@ def main() -> int:
         print(measure(side, Path(folder), Path(onnx_dir), int(b), int(s), args.seconds))
         return 0
     folders = prepare(args.work)
+    sides = args.sides.split(",")
     cells = [tuple(int(x) for x in cell.split("x")) for cell in args.grid.split(",")]
     results = []
     for name in args.models.split(","):
         for batch, length in cells:
-            runs: dict[str, list[float]] = {side: [] for side in SIDES}
+            runs: dict[str, list[float]] = {side: [] for side in sides}
             loads = []
             for _ in range(args.rounds):
                 loads.append(round(os.getloadavg()[0], 2))
-                for side in SIDES:
+                for side in sides:
                     cmd = [sys.executable, __file__, "--seconds", str(args.seconds), "--one",
                            side, str(folders[name]), str(args.work / f"{name}-onnx"),
                            str(batch), str(length)]  # fmt: skip
@@ -137,8 +145,7 @@ def main() -> int:
             results.append(row)
             print(
                 f"{name:9s} {batch:3d}x{length:<4d} "
-                + "  ".join(f"{side} {row[side]:8.1f}" for side in SIDES)
-                + f"  ort-fp32/mlxbert {row['ort-fp32'] / row['mlxbert']:.2f}x"
+                + "  ".join(f"{side} {row[side]:8.1f}" for side in sides)
                 + f"  (load {min(loads):.1f}-{max(loads):.1f})",
                 flush=True,
             )
