@@ -111,6 +111,8 @@ def export_model(
     the MLX model before it is kept.
     """
     _check_arguments(format, dtype, max_length, quantize)
+    if format == "hf" and (pooling is not None or max_length is not None):
+        raise ExportError("pooling and max_length apply to the onnx and mlxfn formats")
     out_path = check_output(output, overwrite)
     onnx_format = None
     if format == "onnx":
@@ -125,8 +127,6 @@ def export_model(
         model, dtype=dtype if format == "hf" else None, encoder_only=encoder_only
     )
     if format == "hf":
-        if pooling is not None or max_length is not None:
-            raise ExportError("pooling and max_length apply to the onnx and mlxfn formats")
         hf_format.check_hf(subject)
         with output_folder(out_path) as tmp:
             files = hf_format.write_hf(subject, tmp)
