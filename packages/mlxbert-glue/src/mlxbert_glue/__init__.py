@@ -17,6 +17,7 @@ from . import task_model
 from .commands import glue_eval, glue_finetune
 from .data import GlueExamples, load_task
 from .evaluate import evaluate, evaluate_tasks
+from .export import ExportError, ExportResult, export_model
 from .factory import create_model, create_model_and_tokenizer
 from .finetune import finetune
 from .metrics import compute_metrics, glue_score, predictions_from_logits, task_score
@@ -60,6 +61,8 @@ __all__ = [
     "Classifier",
     "EncoderOnlyError",
     "Examples",
+    "ExportError",
+    "ExportResult",
     "FitResult",
     "GlueExamples",
     "GlueTask",
@@ -77,6 +80,7 @@ __all__ = [
     "default_recipe",
     "evaluate",
     "evaluate_tasks",
+    "export_model",
     "finetune",
     "fit",
     "get_preset",

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from . import cmd_demo, cmd_explain, cmd_glue, cmd_kaggle, cmd_report, cmd_tools, cmd_train
+from . import (
+    cmd_demo,
+    cmd_explain,
+    cmd_export,
+    cmd_glue,
+    cmd_kaggle,
+    cmd_report,
+    cmd_tools,
+    cmd_train,
+)
 from ._common import DEBUG_ENV, GuardedTyper
 
 app = GuardedTyper(
@@ -41,6 +50,7 @@ app.command("classify")(cmd_tools.classify)
 app.command("info")(cmd_tools.info)
 app.command("report")(cmd_report.report)
 app.command("explain")(cmd_explain.explain)
+app.command("export")(cmd_export.export)
 
 
 def main() -> None:
