@@ -5,8 +5,6 @@ configs name a sequence classifier; their encoders are exported, ``encoder_only`
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import mlxbert_core  # noqa: F401  isort: skip  (first: it loads OpenBLAS before mlx)
@@ -30,26 +28,9 @@ CASES = {  # fixture: (checkpoint, what it covers)
 }
 
 
-def m2_folder(tmp: Path, name: str) -> Path:
-    """The fixture's config and one checkpoint, with a WordPiece tokenizer cut to the
-    model's vocabulary."""
-    folder = tmp / name
-    folder.mkdir()
-    shutil.copyfile(M2_FIXTURES / name / "config.json", folder / "config.json")
-    checkpoint = CASES[name][0]
-    shutil.copyfile(M2_FIXTURES / name / checkpoint, folder / checkpoint)
-    vocab_size = json.loads((folder / "config.json").read_text())["vocab_size"]
-    tok = json.loads((TINY_BERT / "tokenizer.json").read_text())
-    tok["model"]["vocab"] = {k: v for k, v in tok["model"]["vocab"].items() if v < vocab_size}
-    (folder / "tokenizer.json").write_text(json.dumps(tok))
-    for extra in ("tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copyfile(TINY_BERT / extra, folder / extra)
-    return folder
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_m2_onnx_equals_mlx(tmp_path, name):
-    folder = m2_folder(tmp_path, name)
+def test_m2_onnx_equals_mlx(tmp_path, name, m2_folder):
+    folder = m2_folder(tmp_path, name, CASES[name][0])
     result = export_model(folder, "onnx", tmp_path / "out", pooling="pooler", encoder_only=True)
     assert result.max_abs_diff <= 1e-4
     model = onnx.load(str(tmp_path / "out" / "model.onnx"))
@@ -73,8 +54,8 @@ def test_m2_onnx_equals_mlx(tmp_path, name):
             assert max_difference(got, want) <= 1e-4, (batch, length)
 
 
-def test_m2_opset_17_and_no_mlxfn(tmp_path):
-    folder = m2_folder(tmp_path, "switches_tiny")
+def test_m2_opset_17_and_no_mlxfn(tmp_path, m2_folder):
+    folder = m2_folder(tmp_path, "switches_tiny", CASES["switches_tiny"][0])
     result = export_model(folder, "onnx", tmp_path / "o17", opset=17, encoder_only=True)
     assert result.max_abs_diff <= 1e-4
     with pytest.raises(ExportError, match="M2-BERT cannot be exported as an MLX function"):

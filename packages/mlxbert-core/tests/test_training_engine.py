@@ -403,3 +403,25 @@ def test_trains_the_project_bert_with_compile_bf16_and_checkpointing():
     stats = [trainer.train_epoch(batches, progress=False) for _ in range(cfg.epochs)]
     assert stats[-1]["loss"] < stats[0]["loss"]
     assert all(v.dtype == mx.float32 for _, v in tree_flatten(model.parameters()))
+
+
+def test_weight_decay_groups_join_lists_of_modules():
+    """Decayed and undecayed parameters of a list with parameter-free modules in it (as in
+    M2-BERT's filter MLPs): MLX's own MultiOptimizer join fails on it."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = [nn.Linear(4, 4), nn.ReLU(), nn.ReLU(), nn.Linear(4, 1, bias=False)]
+
+        def __call__(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+    model = Net()
+    config = TrainingConfig(weight_decay=0.1, schedule="constant", learning_rate=1e-2)
+    trainer = Trainer(model, lambda m, b: mx.mean(m(b["x"]) ** 2), config)
+    before = np.array(model.layers[3].weight)
+    loss = trainer.step({"x": mx.ones((2, 4))})
+    assert np.isfinite(float(loss)) and not np.allclose(np.array(model.layers[3].weight), before)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 import mlx.optimizers as optim
+from mlx.utils import tree_flatten, tree_unflatten
 
 from .config import TrainingConfig
 from .schedules import Schedule
@@ -28,6 +29,22 @@ def is_decayed(path: str, weight: mx.array) -> bool:
     if parts[-1].endswith("bias"):
         return False
     return not any("norm" in part.lower() for part in parts)
+
+
+class GroupedOptimizer(optim.MultiOptimizer):
+    """``MultiOptimizer`` whose groups' updates are joined by parameter name.
+
+    MLX's own join (``tree_merge``) fails when one group's share of a list of modules ends in
+    modules it has no parameters of while the other group's list is shorter: M2-BERT's filter
+    MLPs (decayed weights, undecayed biases and frequencies) hit it. Flattening each group's
+    update and rebuilding one tree gives the same result for every model.
+    """
+
+    def apply_gradients(self, gradients: dict, parameters: dict):
+        updates: dict[str, mx.array] = {}
+        for optimizer, part in zip(self.optimizers, self._split_dictionary(gradients)):
+            updates.update(tree_flatten(optimizer.apply_gradients(part, parameters)))
+        return tree_unflatten(list(updates.items()))
 
 
 def build_optimizer(config: TrainingConfig, schedule: Schedule) -> optim.Optimizer:
@@ -45,7 +62,4 @@ def build_optimizer(config: TrainingConfig, schedule: Schedule) -> optim.Optimiz
         return adamw(0.0)
     # MultiOptimizer routes each parameter to the first optimizer whose filter accepts it;
     # the last one is the fallback (no decay).
-    return optim.MultiOptimizer(
-        [adamw(config.weight_decay), adamw(0.0)],
-        [is_decayed],
-    )
+    return GroupedOptimizer([adamw(config.weight_decay), adamw(0.0)], [is_decayed])
