@@ -175,7 +175,8 @@ def test_several_glue_tasks_in_one_report(tmp_path):
     # The same by TASK=PATH, and a task without a model is named.
     pairs = [f"{t}={tmp_path / 'models' / t}" for t in ("sst2", "rte")]
     args = ["glue", "eval", "--task", "sst2,rte", "--data-dir", str(GLUE)]
-    result = runner.invoke(app, [*args, *sum((["--model", p] for p in pairs), [])])
+    models = [arg for pair in pairs for arg in ("--model", pair)]
+    result = runner.invoke(app, [*args, *models])
     assert result.exit_code == 0 and "GLUE score" in result.output, result.output
     result = runner.invoke(
         app,
