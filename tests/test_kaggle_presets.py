@@ -33,6 +33,7 @@ def test_preset_runs_to_a_valid_submission(tmp_path, preset):
     assert summary["mode"] == "cv" and len(summary["folds"]) == 2
     assert summary["metric"] == get_preset(preset).metric
     assert np.isfinite(summary["score"])
+    assert summary["seconds"] > summary["train_seconds"] > 0  # the time includes predicting
     sub = pd.read_csv(tmp_path / preset / "submission.csv", dtype=str)
     sample = _sample(preset)
     assert list(sub.columns) == list(sample.columns)

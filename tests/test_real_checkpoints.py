@@ -90,6 +90,36 @@ def test_m2_finetunes_from_a_composer_checkpoint_and_reloads(tmp_path, m2_folder
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.skipif(not (SHARED / "data" / "kaggle").is_dir(), reason="Kaggle files absent")
+def test_m2_through_a_kaggle_preset(tmp_path, m2_folder):
+    folder = m2_folder(tmp_path, "glue_tiny", "composer.pt")
+    result = runner.invoke(
+        app,
+        [
+            "kaggle",
+            "run",
+            "nlp-disaster",
+            "--data-dir",
+            str(SHARED / "data" / "kaggle"),
+            "--output",
+            str(tmp_path / "run"),
+            "--model",
+            str(folder),
+            "--checkpoint",
+            "composer.pt",
+            "--folds",
+            "2",
+            "--max-rows",
+            "60",
+            "--epochs",
+            "1",
+            "--no-report",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "submission.csv").is_file()
+
+
 def _hub_cache(cache: Path, repo_id: str, files: Path) -> None:
     """``files`` as huggingface_hub's cache holds a download of ``repo_id``."""
     sha = "0123456789abcdef0123456789abcdef01234567"

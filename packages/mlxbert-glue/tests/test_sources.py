@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from mlxbert_glue import Classifier, EncoderOnlyError, create_model_and_tokenizer, open_model
+from mlxbert_m2 import M2BertModel
 
 from .conftest import REPO_ROOT
 
@@ -145,5 +146,5 @@ def m2_folder_with_tokenizer(root: Path) -> Path:
 def test_m2_task_model_from_a_composer_checkpoint(tmp_path):
     folder = m2_folder_with_tokenizer(tmp_path)
     model, _tok, info = create_model_and_tokenizer(folder, "sst2", checkpoint="composer.pt")
-    assert info.architecture == "m2_bert" and info.labels == ["negative", "positive"]
+    assert isinstance(model.encoder, M2BertModel) and info.labels == ["negative", "positive"]
     assert "pooler" not in model.encoder  # BERT's pooler became the head's dense layer

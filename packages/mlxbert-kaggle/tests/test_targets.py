@@ -94,3 +94,12 @@ def test_bad_targets(kwargs, message):
 def test_round_trip_dict():
     spec = TargetSpec(["y"], "multilabel", labels=["a"], label_sep=",")
     assert TargetSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_empty_cell_of_a_delimited_multilabel_column_means_no_labels():
+    df = pd.DataFrame({"tags": ["a|b", None, "b", ""], "text": list("wxyz")})
+    spec = TargetSpec.infer(df, ["tags"], label_sep="|")
+    cleaned = spec.clean(df)
+    assert spec.dropped_rows == 0 and len(cleaned) == 4
+    np.testing.assert_array_equal(spec.encode(cleaned), [[1, 1], [0, 0], [0, 1], [0, 0]])
+    assert spec.decode(np.array([[0.9, 0.1], [0.2, 0.3]]))["tags"].tolist() == ["a", ""]

@@ -171,9 +171,21 @@ class TargetSpec:
         assert self.labels is not None
         return len(self.labels)
 
+    @property
+    def delimited(self) -> bool:
+        """A multilabel target written as one ``label_sep``-joined column, where an empty
+        cell is the empty set of labels (not a missing target)."""
+        return self.task == "multilabel" and self.label_sep is not None
+
     def clean(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` without rows whose target is missing (their number in ``dropped_rows``)."""
+        """``frame`` without rows whose target is missing (their number in ``dropped_rows``);
+        an empty cell of a delimited multilabel column is kept: it means no labels."""
         require_columns(frame, self.columns, frame.attrs.get("source", "the table"))
+        if self.delimited:
+            self.dropped_rows = 0
+            out = frame.assign(**{self.columns[0]: frame[self.columns[0]].fillna("")})
+            out.attrs = dict(frame.attrs)
+            return out
         keep = frame[self.columns].notna().all(axis=1)
         self.dropped_rows = int((~keep).sum())
         out = frame.loc[keep].reset_index(drop=True)
@@ -184,7 +196,7 @@ class TargetSpec:
         """Training targets: class ids (binary: 0/1 floats), 0/1 matrices, or float values
         (transformed). Unknown labels raise :class:`InputError`."""
         require_columns(frame, self.columns, where)
-        if frame[self.columns].isna().any().any():
+        if not self.delimited and frame[self.columns].isna().any().any():
             raise InputError(f"{where}: target column(s) {self.columns} have missing values")
         if self.task == "regression":
             values = frame[self.columns].to_numpy(dtype=np.float64)
@@ -200,7 +212,7 @@ class TargetSpec:
             index = {name: i for i, name in enumerate(self.labels)}
             out = np.zeros((len(frame), len(self.labels)), np.float32)
             unseen: set[str] = set()
-            for row, value in enumerate(frame[self.columns[0]]):
+            for row, value in enumerate(frame[self.columns[0]].fillna("")):
                 for part in _split(value, self.label_sep):
                     if part in index:
                         out[row, index[part]] = 1.0
