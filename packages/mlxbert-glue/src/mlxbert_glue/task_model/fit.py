@@ -174,13 +174,13 @@ class _Fit:
                 bar.set_info(best=best)
 
             def on_step(step: int, loss: mx.array) -> None:
-                # Reading the loss waits for the step: only every tenth one.
-                bar.advance(1, **({"loss": float(loss)} if step % 10 == 0 else {}))
-                if step % 10 == 0:
-                    lr = self.trainer.learning_rate
-                    values = {"train/loss": float(loss), "train/learning_rate": lr}
-                    at = epoch * len(self.batches) + step
-                    reporter.scalars(at, values, kind="step", run=label)
+                if step % 10:
+                    bar.advance(1)
+                    return
+                value = float(loss)  # reading the loss waits for the step: every tenth one
+                bar.advance(1, loss=value)
+                values = {"train/loss": value, "train/learning_rate": self.trainer.learning_rate}
+                reporter.scalars(epoch * len(self.batches) + step, values, kind="step", run=label)
 
             return self.trainer.train_epoch(self.batches, progress=False, on_step=on_step)
 
