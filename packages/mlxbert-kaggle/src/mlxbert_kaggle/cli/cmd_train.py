@@ -85,6 +85,10 @@ def train(
     lora: Annotated[
         str | None, Opt(help="LoRA preset: efficient|balanced|expressive|qlora.")
     ] = None,
+    pooling: Annotated[
+        str | None,
+        Opt(help="cls/mean/max/attention/weighted_layer (default: the model's own classifier)."),
+    ] = None,
     quantize: Annotated[int | None, Opt(help="Quantize the encoder to 4 or 8 bits.")] = None,
     seed: Annotated[int, Opt()] = 0,
     early_stopping: Annotated[
@@ -126,6 +130,7 @@ def train(
         max_length=max_length,
         lr=lr,
         lora=lora,
+        pooling=pooling,
         quantize=quantize,
         seed=seed,
         early_stopping=early_stopping,
