@@ -84,22 +84,25 @@ def test_importing_mlx_first_still_gets_openblas():
     assert "RuntimeWarning" not in stderr
 
 
-# MLX's matrix product runs through OpenBLAS (far above the reference BLAS), while OpenBLAS's
-# symbols stay invisible to the rest of the process (a global cblas_sgemm / sgemm_ would
-# capture other libraries' BLAS calls, PyTorch's among them).
+# MLX's cblas_sgemm slot points into OpenBLAS, while OpenBLAS's symbols stay invisible to the
+# rest of the process (a global cblas_sgemm / sgemm_ would capture other libraries' BLAS
+# calls, PyTorch's among them).
 NEIGHBOUR = """
-import ctypes, json, time
+import ctypes, json, os
 import mlxbert_core, mlx.core as mx
+from mlxbert_core._private import blas_bind
 process = ctypes.CDLL(None)
-a = mx.random.normal((512, 512)); mx.eval(a @ a)
-best = float("inf")
-for _ in range(10):
-    start = time.perf_counter()
-    mx.eval(a @ a)
-    best = min(best, time.perf_counter() - start)
-gflops = 2 * 512**3 / best / 1e9
+target = blas_bind.loaded_path("libmlx.so")
+lib = ctypes.CDLL(target, mode=os.RTLD_NOLOAD)
+bias = blas_bind.load_bias(lib._handle)
+slots = [off for off, _, _, name in blas_bind.ElfImports(open(target, "rb").read()).relocations
+         if name == "cblas_sgemm"]
+where = [blas_bind._defining_file(ctypes.c_size_t.from_address(bias + off).value)
+         for off in slots]
+a = mx.ones((64, 64))
 print(json.dumps({"global": [s for s in ("cblas_sgemm", "sgemm_", "cblas_sgemm_batch")
-                             if hasattr(process, s)], "gflops": gflops,
+                             if hasattr(process, s)], "sgemm_in": where,
+                  "product": (a @ a)[0, 0].item(),
                   "blas": mlxbert_core.runtime_info()["blas"]}))
 """
 
@@ -108,10 +111,11 @@ print(json.dumps({"global": [s for s in ("cblas_sgemm", "sgemm_", "cblas_sgemm_b
 def test_openblas_serves_mlx_without_entering_the_global_symbol_scope():
     result, stderr = _run(NEIGHBOUR)
     assert result["blas"].startswith("openblas"), stderr
-    assert result["global"] == []
+    library = os.path.realpath(result["blas"].split(" ", 1)[1])
+    assert result["sgemm_in"] and set(result["sgemm_in"]) == {library}
+    assert result["global"] == [] and result["product"] == 64.0
     reference, _ = _run(NEIGHBOUR, MLXBERT_NO_OPENBLAS="1")
-    # the reference BLAS runs ~3-8 GFLOP/s; OpenBLAS many times that, even on a busy machine
-    assert result["gflops"] > 2 * reference["gflops"], (result, reference)
+    assert reference["sgemm_in"] and library not in reference["sgemm_in"]
 
 
 @pytest.mark.skipif(not _compatible_candidates(), reason="no OpenBLAS build this CPU can run")
@@ -350,3 +354,14 @@ def test_processes_starting_together_share_the_kernel_folder(tmp_path):
     assert all(info["cpu_jit_flags"] for info in infos)
     kernel_dir = tmp_path / "tmp" / "mlx" / infos[0]["mlx"] / "cpu"
     assert list(kernel_dir.glob("lib*.so")) and (kernel_dir / "mlxbert-cpu-jit.json").exists()
+
+
+def test_runtime_info_names_the_cpu_and_its_vector_isa():
+    from mlxbert_core._private.cpu_info import vector_isa
+
+    info = mb.runtime_info()
+    assert info["cpu"] and info["cpu_isa"]
+    assert vector_isa({"avx", "avx2", "fma", "sse4_2"}) == "AVX2, AVX"
+    assert vector_isa({"avx2", "fma", "avx512f", "avx512_bf16"}) == "AVX-512 (bf16), AVX2"
+    assert vector_isa({"amx_tile", "avx512f", "avx512_vnni"}) == "AMX, AVX-512 (VNNI)"
+    assert vector_isa(set()) == "unknown"

@@ -33,6 +33,7 @@ from typing import Any
 
 from mlxbert_core._private import blas_bind, cpu_jit, openblas
 from mlxbert_core._private.cache import cache_root
+from mlxbert_core._private.cpu_info import cpu_info
 
 __all__ = [
     "cache_root",
@@ -282,7 +283,8 @@ def cpu_jit_vectorized() -> bool:
 
 
 def runtime_info() -> dict[str, Any]:
-    """What is live: MLX version and device, BLAS, platform and thread count."""
+    """What is live: MLX version and device, BLAS, the CPU (model, vector instruction sets),
+    platform and thread count."""
     import mlx.core as mx
 
     if _state["blas"]:
@@ -301,6 +303,7 @@ def runtime_info() -> dict[str, Any]:
         "cpu_buffer_cache_mb": _state["cpu_cache_mb"],
         "cpu_jit_flags": _state["cpu_jit"],
         "cpu_jit_note": _state["cpu_jit_note"],
+        **cpu_info(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cache": str(cache_root()),
