@@ -111,6 +111,9 @@ def preload_blas() -> str | None:
         try:
             lib = openblas.load_private(path)
             _bind_mlx(lib)
+        except _BlasBuiltIn as exc:  # nothing to serve (e.g. MLX's CUDA build): no warning
+            _state["reason"] = str(exc)
+            return None
         except (OSError, ValueError) as exc:
             failures.append(f"{path}: {exc}")
             continue
@@ -129,6 +132,10 @@ def preload_blas() -> str | None:
     return None
 
 
+class _BlasBuiltIn(Exception):
+    """This libmlx imports no BLAS symbol: its CPU products do not go through cblas_*."""
+
+
 def _bind_mlx(lib: ctypes.CDLL) -> None:
     """Point libmlx's BLAS / LAPACK imports at ``lib`` (raises OSError when impossible)."""
     import mlx.core  # noqa: F401  (loads libmlx, whose references are rewritten)
@@ -137,7 +144,7 @@ def _bind_mlx(lib: ctypes.CDLL) -> None:
     if target is None:
         raise OSError("libmlx.so is not mapped in this process")
     if "cblas_sgemm" not in blas_bind.rebind(target, lib):
-        raise OSError(f"{target} does not call cblas_sgemm")
+        raise _BlasBuiltIn(f"{target} imports no cblas_sgemm: MLX's own BLAS is used")
 
 
 def blas_threads() -> int | None:

@@ -172,7 +172,8 @@ def rebind(target: str, provider: ctypes.CDLL) -> list[str]:
     lib = ctypes.CDLL(target, mode=os.RTLD_NOLOAD | os.RTLD_LOCAL)
     bias = load_bias(lib._handle)
     imports = ElfImports(Path(target).read_bytes())
-    provider_file = os.path.realpath(provider._name)
+    # The provider's file as the loader sees it (it may have been opened by a bare soname).
+    provider_file = _defining_file(ctypes.cast(provider.cblas_sgemm, ctypes.c_void_p).value)
     found: dict[str, int | None] = {}
     bound: list[str] = []
     for r_offset, r_type, addend, symbol in imports.relocations:
