@@ -111,3 +111,17 @@ def test_embed_default_path_equals_the_eager_one():
     slow = mb.embed(model, tok, texts, batch_size=4)
     np.testing.assert_allclose(fast, slow, atol=1e-5)
     assert fast.shape == slow.shape == (5, slow.shape[1])
+
+
+def test_default_call_follows_plain_attribute_changes():
+    # A traced graph bakes in plain Python attributes (an adapter switch, a norm's eps): the
+    # compiled default call must retrace when one changes, not replay the old graph.
+    model = mb.from_pretrained(FIXTURES / "bert")
+    ids = np.arange(5, 21, dtype=np.int32).reshape(2, 8)
+    before = np.array(model(ids).last_hidden_state)
+    norm = model.encoder.layer[0].output.LayerNorm
+    norm.eps = 10.0
+    changed = np.array(model(ids).last_hidden_state)
+    eager = np.array(model.compile_forward(False)(ids).last_hidden_state)
+    np.testing.assert_allclose(changed, eager, atol=1e-5)
+    assert np.abs(changed - before).max() > 1e-3

@@ -386,6 +386,28 @@ def fused_linears(x: mx.array, layers: Sequence[nn.Module]) -> list[mx.array] | 
     return mx.split(out, splits, axis=-1)
 
 
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def module_signature(module: nn.Module) -> tuple:
+    """The types and plain Python attributes (flags, scales, sizes) of ``module`` and all its
+    submodules: what a traced graph bakes in besides array shapes. A compiled forward traced
+    with one configuration (adapters switched on, a layer replaced) must not serve another."""
+    out: list = []
+    stack: list = [module]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, nn.Module):
+            attrs = vars(item)
+            out.append((type(item), *((k, v) for k, v in attrs.items() if isinstance(v, _PLAIN))))
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return tuple(out)
+
+
 class CompiledForward:
     """Mixin for encoders: the compiled inference forward, on by default.
 
@@ -426,10 +448,11 @@ class CompiledForward:
         return self._check_mx_inputs or not self._use_compiled(plain)
 
     def _compiled_call(self, fn: Callable[..., tuple], *arrays: mx.array | None) -> tuple:
-        """``fn(*arrays)`` through an ``mx.compile`` cached per pattern of None arguments, one
-        batch slice per core on a small CPU (``parallel.split_call``)."""
+        """``fn(*arrays)`` through an ``mx.compile`` cached per pattern of None arguments and
+        per module configuration (:func:`module_signature`), one batch slice per core on a
+        small CPU (``parallel.split_call``)."""
         cache = self.__dict__.setdefault("_compiled_cache", {})
-        key = (fn.__name__, tuple(a is None for a in arrays))
+        key = (fn.__name__, tuple(a is None for a in arrays), module_signature(self))
         compiled = cache.get(key)
         if compiled is None:
             missing = key[1]
