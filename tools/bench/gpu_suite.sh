@@ -9,6 +9,11 @@
 #        glue    GLUE parity, mlxbert and PyTorch, one task after the other (GLUE_TASKS,
 #                GLUE_SEEDS override the defaults)
 #        kaggle  5-fold CV of the three Kaggle presets
+#        like    like for like, each side in its own process: encoder inference (bf16, and
+#                fp32 with TF32 on both sides and strict on both), the bf16 training step,
+#                and the fused residual + LayerNorm kernel experiment (gpu_fused.py)
+#        jobs    user-level jobs (jobs.py: embed, predict, fine-tuning epoch), fp32 with TF32
+#                on both sides
 # DATA_DIR holds glue/ and kaggle/ as in the data sets' usual layout; MINILM_DIR the
 # all-MiniLM-L6-v2 files.
 set -uo pipefail
@@ -49,5 +54,20 @@ case $phase in
     run kaggle 560 python3 tools/bench/kaggle.py --device gpu --data-dir "$data/kaggle" \
       ${minilm:+--model "$minilm"} --output-dir /tmp/kaggle-runs --json "$out/kaggle.json"
     ;;
-  *) echo "unknown phase $phase (speed, glue, kaggle)"; exit 2 ;;
+  like)
+    run isolated_bf16 300 python3 tools/bench/isolated.py encoder --device gpu \
+      --models bert-base --grid 128x128,32x512 --dtypes bfloat16 --runs 2 \
+      --json "$out/isolated_bf16.json"
+    run isolated_fp32 300 python3 tools/bench/isolated.py encoder --device gpu \
+      --models bert-base --grid 128x128,32x512 --dtypes float32 --fp32-mode both --runs 1 \
+      --json "$out/isolated_fp32.json"
+    run isolated_train 240 python3 tools/bench/isolated.py train --device gpu \
+      --models bert-base --grid 32x128,64x128 --runs 1 --json "$out/isolated_train.json"
+    run fused 150 python3 tools/bench/gpu_fused.py --json "$out/fused.json"
+    ;;
+  jobs)
+    run jobs 560 python3 tools/bench/jobs.py --device gpu --data "$data" ${minilm:+--model "$minilm"} \
+      --rounds 1 --fp32-mode tf32 --json "$out/jobs.json"
+    ;;
+  *) echo "unknown phase $phase (speed, glue, kaggle, like, jobs)"; exit 2 ;;
 esac

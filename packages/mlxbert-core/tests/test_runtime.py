@@ -76,13 +76,46 @@ def test_opt_out_and_bad_override():
     assert "MLXBERT_OPENBLAS" in stderr
 
 
-@pytest.mark.skipif(not LINUX_X86, reason="OpenBLAS preloading is for Linux x86-64 only")
-def test_importing_mlx_first_warns_once_with_hint():
+@pytest.mark.skipif(not _compatible_candidates(), reason="no OpenBLAS build this CPU can run")
+def test_importing_mlx_first_still_gets_openblas():
     code = "import mlx.core, json, mlxbert_core; print(json.dumps(mlxbert_core.runtime_info()))"
     info, stderr = _run(code)
-    assert info["blas"] == "reference"
-    assert "imported before mlxbert_core" in info["blas_note"]
-    assert stderr.count("import mlxbert_core before mlx") == 1
+    assert info["blas"].startswith("openblas") and info["blas_note"] is None, stderr
+    assert "RuntimeWarning" not in stderr
+
+
+# MLX's cblas_sgemm slot points into OpenBLAS, while OpenBLAS's symbols stay invisible to the
+# rest of the process (a global cblas_sgemm / sgemm_ would capture other libraries' BLAS
+# calls, PyTorch's among them).
+NEIGHBOUR = """
+import ctypes, json, os
+import mlxbert_core, mlx.core as mx
+from mlxbert_core._private import blas_bind
+process = ctypes.CDLL(None)
+target = blas_bind.loaded_path("libmlx.so")
+lib = ctypes.CDLL(target, mode=os.RTLD_NOLOAD)
+bias = blas_bind.load_bias(lib._handle)
+slots = [off for off, _, _, name in blas_bind.ElfImports(open(target, "rb").read()).relocations
+         if name == "cblas_sgemm"]
+where = [blas_bind._defining_file(ctypes.c_size_t.from_address(bias + off).value)
+         for off in slots]
+a = mx.ones((64, 64))
+print(json.dumps({"global": [s for s in ("cblas_sgemm", "sgemm_", "cblas_sgemm_batch")
+                             if hasattr(process, s)], "sgemm_in": where,
+                  "product": (a @ a)[0, 0].item(),
+                  "blas": mlxbert_core.runtime_info()["blas"]}))
+"""
+
+
+@pytest.mark.skipif(not _compatible_candidates(), reason="no OpenBLAS build this CPU can run")
+def test_openblas_serves_mlx_without_entering_the_global_symbol_scope():
+    result, stderr = _run(NEIGHBOUR)
+    assert result["blas"].startswith("openblas"), stderr
+    library = os.path.realpath(result["blas"].split(" ", 1)[1])
+    assert result["sgemm_in"] and set(result["sgemm_in"]) == {library}
+    assert result["global"] == [] and result["product"] == 64.0
+    reference, _ = _run(NEIGHBOUR, MLXBERT_NO_OPENBLAS="1")
+    assert reference["sgemm_in"] and library not in reference["sgemm_in"]
 
 
 @pytest.mark.skipif(not _compatible_candidates(), reason="no OpenBLAS build this CPU can run")
@@ -321,3 +354,14 @@ def test_processes_starting_together_share_the_kernel_folder(tmp_path):
     assert all(info["cpu_jit_flags"] for info in infos)
     kernel_dir = tmp_path / "tmp" / "mlx" / infos[0]["mlx"] / "cpu"
     assert list(kernel_dir.glob("lib*.so")) and (kernel_dir / "mlxbert-cpu-jit.json").exists()
+
+
+def test_runtime_info_names_the_cpu_and_its_vector_isa():
+    from mlxbert_core._private.cpu_info import vector_isa
+
+    info = mb.runtime_info()
+    assert info["cpu"] and info["cpu_isa"]
+    assert vector_isa({"avx", "avx2", "fma", "sse4_2"}) == "AVX2, AVX"
+    assert vector_isa({"avx2", "fma", "avx512f", "avx512_bf16"}) == "AVX-512 (bf16), AVX2"
+    assert vector_isa({"amx_tile", "avx512f", "avx512_vnni"}) == "AMX, AVX-512 (VNNI)"
+    assert vector_isa(set()) == "unknown"

@@ -25,15 +25,12 @@ _COMPILED_WIDTH_MULTIPLE = 16
 
 
 def _use_compiled_forward(model: Encoder) -> bool:
-    """Switch on the model's compiled forward for this call (GPU only: on CPU the eager
-    forward is already compiled where it matters, and tracing per shape would not pay off).
-    True when embed switched it on and must switch it off again."""
+    """Whether batch widths are rounded for a compiled forward: on a GPU, for encoders whose
+    plain inference calls are compiled (their default). On CPU a trace per width is cheap
+    beside the padding that rounding would add."""
     if mx.default_device().type == mx.DeviceType.cpu:
         return False
-    if not isinstance(model, CompiledForward) or model.forward_compiled:
-        return False
-    model.compile_forward(True)
-    return True
+    return isinstance(model, CompiledForward) and model.forward_compiled
 
 
 def _batch_width(lengths: list[int], compiled: bool, limit: int | None) -> int:
@@ -87,9 +84,9 @@ def embed(
                 terminal.
 
     Texts are sorted by token length before batching, so each batch pads only to its own
-    longest text; results are returned in the original order. On a GPU, encoders with a
-    compiled forward (``compile_forward``) run through it, with batch widths rounded up to a
-    multiple of 16 to limit the number of traced shapes.
+    longest text; results are returned in the original order. Encoders run their default,
+    compiled forward; on a GPU batch widths are rounded up to a multiple of 16 to limit the
+    number of traced shapes.
     """
     if not isinstance(model, Encoder):
         raise TypeError(
@@ -124,7 +121,9 @@ def embed(
             batch = tokenizer.pad(
                 [ids[i] for i in rows],
                 [types[i] for i in rows] if types is not None else None,
-                width=_batch_width([len(ids[i]) for i in rows], compiled, limit),
+                # Encoders that see their padding (M2-BERT) get the length they were made for.
+                width=model.input_length
+                or _batch_width([len(ids[i]) for i in rows], compiled, limit),
                 return_tensors="np",
             )
             # On CPU, one slice of the batch per core (see mlxbert_core.parallel); elsewhere
@@ -144,8 +143,6 @@ def embed(
             if bar is not None:
                 bar.update(1)
     finally:
-        if compiled:
-            model.compile_forward(False)
         if bar is not None:
             bar.close()
     return np.stack(results).astype(np.float32, copy=False)

@@ -6,8 +6,9 @@ therefore run on one core while the others wait. :func:`parallel_forward` instea
 batch into as many slices as there are cores, runs each slice's forward on its own MLX CPU
 stream with OpenBLAS on one thread, and joins the outputs: every part of the forward then
 runs in parallel. On a 2-core x86-64 CPU this measured 1.1-1.5x the throughput of the plain
-forward for MiniLM- and BERT-base-sized encoders (``tools/bench/encoder.py``, the
-``parallel`` column). ``embed`` and mlxbert-glue's ``predict_logits`` use it on CPU.
+forward for MiniLM- and BERT-base-sized encoders (``tools/bench/encoder.py``). The
+encoders' default (compiled) inference call does the same through :func:`split_call`;
+:func:`parallel_forward` does it for any model call.
 
 The result equals the plain forward up to float rounding (matrix products of different
 shapes sum in different orders). Inference only: the slices' outputs are evaluated before
@@ -17,6 +18,7 @@ returning, so it cannot run inside ``mx.compile`` or a gradient transformation.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import mlx.core as mx
@@ -24,9 +26,10 @@ import numpy as np
 
 from mlxbert_core import runtime
 
-__all__ = ["AUTO_MAX_CORES", "cpu_cores", "default_streams", "parallel_forward"]
+__all__ = ["AUTO_MAX_CORES", "cpu_cores", "default_streams", "parallel_forward", "split_call"]
 
 _STREAMS: list[mx.Stream] = []
+_ACTIVE = {"depth": 0}  # > 0 while slices run: a model called inside does not split again
 
 
 def cpu_cores() -> int:
@@ -110,21 +113,64 @@ def parallel_forward(model: Any, *, num_streams: int | None = None, **inputs: An
     stream. Inputs may be NumPy or MLX arrays; every batched input is split the same way.
     """
     streams_wanted = num_streams if num_streams is not None else default_streams()
-    if mx.default_device().type != mx.DeviceType.cpu or streams_wanted <= 1:
+    if mx.default_device().type != mx.DeviceType.cpu:
         return model(**inputs)
     batch = _batch_size(inputs)
     count = min(streams_wanted, batch)
-    if count <= 1:
-        return model(**inputs)
+    if count <= 1:  # as asked: the model's own call does not split either
+        _ACTIVE["depth"] += 1
+        try:
+            return model(**inputs)
+        finally:
+            _ACTIVE["depth"] -= 1
+    return _on_streams(
+        count,
+        batch,
+        lambda start, stop: model(**{k: _slice(v, start, stop) for k, v in inputs.items()}),
+        _join,
+    )
+
+
+def _on_streams(count: int, batch: int, call: Callable[[int, int], Any], join) -> Any:
     bounds = np.linspace(0, batch, count + 1).round().astype(int)
     previous = runtime.set_blas_threads(1)  # one core per stream (None: no OpenBLAS)
+    _ACTIVE["depth"] += 1
     try:
         parts = []
         for stream, start, stop in zip(_streams(count), bounds[:-1], bounds[1:]):
             with mx.stream(stream):
-                parts.append(model(**{k: _slice(v, start, stop) for k, v in inputs.items()}))
+                parts.append(call(int(start), int(stop)))
         mx.eval([a for part in parts for a in _arrays(part)])
     finally:
+        _ACTIVE["depth"] -= 1
         if previous is not None:
             runtime.set_blas_threads(previous)
-    return _join(parts)
+    return join(parts)
+
+
+def split_call(fn: Callable[..., tuple], arrays: list[mx.array]) -> tuple:
+    """``fn(*arrays)`` for batch-first ``arrays`` and a function returning a tuple of
+    batch-first arrays, one batch slice per core on a CPU with a few cores (as
+    :func:`parallel_forward`, returned evaluated); the plain call elsewhere, for a batch of
+    one, inside :func:`parallel_forward`, or inside a function transformation
+    (``mx.compile``, ``vmap``), where arrays cannot be evaluated."""
+    count = default_streams()
+    batch = int(arrays[0].shape[0]) if arrays and arrays[0].ndim else 1
+    if (
+        _ACTIVE["depth"]
+        or count <= 1
+        or batch <= 1
+        or mx.default_device().type != mx.DeviceType.cpu
+    ):
+        return fn(*arrays)
+    try:
+        return _on_streams(
+            min(count, batch),
+            batch,
+            lambda start, stop: fn(*(a[start:stop] for a in arrays)),
+            lambda parts: tuple(_join(list(items)) for items in zip(*parts)),
+        )
+    except ValueError as exc:
+        if "transformation" not in str(exc) and "eval" not in str(exc):
+            raise
+        return fn(*arrays)

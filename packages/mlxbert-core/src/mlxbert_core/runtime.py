@@ -1,10 +1,11 @@
 """Runtime set-up: a fast BLAS for MLX on Linux CPUs, device choice, and ``runtime_info``.
 
 MLX's Linux CPU wheel links the reference (netlib) BLAS, which runs a float32 matrix product
-at a few GFLOP/s. MLX calls the standard ``cblas_*`` symbols, so an OpenBLAS loaded into the
-process's global symbol scope *before* ``mlx.core`` is imported serves those calls instead
-(10-50x faster matmuls). ``mlxbert_core/__init__.py`` imports this module first and calls
-:func:`preload_blas`; this module must therefore not import mlx at module level.
+at a few GFLOP/s. MLX calls the standard ``cblas_*`` symbols; :func:`preload_blas` opens an
+OpenBLAS privately and points MLX's own references to those symbols at it (10-50x faster
+matmuls), leaving every other library's BLAS as it was (``_private/blas_bind.py`` says why
+a global preload would slow PyTorch down). ``mlxbert_core/__init__.py`` imports this module
+first and calls :func:`preload_blas`; this module does not import mlx at module level.
 
 Environment variables:
 
@@ -30,8 +31,9 @@ import sys
 import warnings
 from typing import Any
 
-from mlxbert_core._private import cpu_jit, openblas
+from mlxbert_core._private import blas_bind, cpu_jit, openblas
 from mlxbert_core._private.cache import cache_root
+from mlxbert_core._private.cpu_info import cpu_info
 
 __all__ = [
     "cache_root",
@@ -82,12 +84,13 @@ def _skip_reason() -> str | None:
 
 
 def preload_blas() -> str | None:
-    """Load OpenBLAS globally before ``mlx.core`` is imported; return ``"openblas <path>"``.
+    """Serve MLX's BLAS calls with OpenBLAS; return ``"openblas <path>"``.
 
-    Safe to call more than once. Returns ``None`` when OpenBLAS is not used (the reason is in
-    ``runtime_info()["blas_note"]``): not Linux x86-64, opted out, no usable library, or
-    ``mlx.core`` imported before mlxbert_core (then the reference BLAS is already bound and a
-    one-line warning says so).
+    OpenBLAS is opened with ``RTLD_LOCAL`` and only ``libmlx``'s references to BLAS / LAPACK
+    symbols are pointed at it (imports ``mlx.core`` to do so; works whether or not mlx was
+    imported first). Safe to call more than once. Returns ``None`` when OpenBLAS is not used
+    (the reason is in ``runtime_info()["blas_note"]``): not Linux x86-64, opted out, or no
+    usable library (then a one-line warning says what to install).
     """
     if _state["attempted"]:
         return _state["blas"]
@@ -95,13 +98,6 @@ def preload_blas() -> str | None:
     reason = _skip_reason()
     if reason:
         _state["reason"] = reason
-        return None
-    if "mlx.core" in sys.modules:
-        _state["reason"] = "mlx.core was imported before mlxbert_core"
-        _warn_once(
-            "mlx was imported before mlxbert_core, so MLX keeps its slow reference BLAS; "
-            "import mlxbert_core before mlx."
-        )
         return None
     failures: list[str] = []
     paths = openblas.candidates()
@@ -113,8 +109,12 @@ def preload_blas() -> str | None:
             if path is None:
                 break
         try:
-            lib = openblas.load_global(path)
-        except OSError as exc:
+            lib = openblas.load_private(path)
+            _bind_mlx(lib)
+        except _BlasBuiltIn as exc:  # nothing to serve (e.g. MLX's CUDA build): no warning
+            _state["reason"] = str(exc)
+            return None
+        except (OSError, ValueError) as exc:
             failures.append(f"{path}: {exc}")
             continue
         _state["lib"] = lib
@@ -130,6 +130,21 @@ def preload_blas() -> str | None:
         "(MLXBERT_NO_OPENBLAS=1 silences this)."
     )
     return None
+
+
+class _BlasBuiltIn(Exception):
+    """This libmlx imports no BLAS symbol: its CPU products do not go through cblas_*."""
+
+
+def _bind_mlx(lib: ctypes.CDLL) -> None:
+    """Point libmlx's BLAS / LAPACK imports at ``lib`` (raises OSError when impossible)."""
+    import mlx.core  # noqa: F401  (loads libmlx, whose references are rewritten)
+
+    target = blas_bind.loaded_path("libmlx.so")
+    if target is None:
+        raise OSError("libmlx.so is not mapped in this process")
+    if "cblas_sgemm" not in blas_bind.rebind(target, lib):
+        raise _BlasBuiltIn(f"{target} imports no cblas_sgemm: MLX's own BLAS is used")
 
 
 def blas_threads() -> int | None:
@@ -275,7 +290,8 @@ def cpu_jit_vectorized() -> bool:
 
 
 def runtime_info() -> dict[str, Any]:
-    """What is live: MLX version and device, BLAS, platform and thread count."""
+    """What is live: MLX version and device, BLAS, the CPU (model, vector instruction sets),
+    platform and thread count."""
     import mlx.core as mx
 
     if _state["blas"]:
@@ -294,6 +310,7 @@ def runtime_info() -> dict[str, Any]:
         "cpu_buffer_cache_mb": _state["cpu_cache_mb"],
         "cpu_jit_flags": _state["cpu_jit"],
         "cpu_jit_note": _state["cpu_jit_note"],
+        **cpu_info(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cache": str(cache_root()),

@@ -1,6 +1,6 @@
-"""Find, vet and globally load an OpenBLAS with standard ``cblas_*`` symbols.
+"""Find, vet and privately load an OpenBLAS with standard ``cblas_*`` symbols.
 
-Must not import mlx: the whole point is to run before ``mlx.core`` binds its BLAS.
+Must not import mlx.
 
 Two traps handled here:
 
@@ -11,7 +11,10 @@ Two traps handled here:
   DYNAMIC_ARCH): its kernels die with SIGILL on CPUs without AVX-512, which no Python code can
   catch. Each library is therefore first opened privately (``RTLD_LOCAL``), its build target
   read with ``openblas_get_config``/``openblas_get_corename`` and compared with the CPU flags,
-  and only a compatible one is promoted to the global symbol scope.
+  and only a compatible one is used.
+
+The library stays private (``RTLD_LOCAL``): other libraries in the process never see its
+symbols (see :mod:`blas_bind` for how MLX's references reach it, and why not globally).
 """
 
 from __future__ import annotations
@@ -135,9 +138,11 @@ def _open(path: str, mode: int) -> ctypes.CDLL:
         if bundled is None:
             raise
         gfortran, deps = bundled
-        for dep in deps:  # matched by SONAME when the gfortran copy asks for them
-            ctypes.CDLL(str(dep), mode=ctypes.RTLD_GLOBAL)
-        ctypes.CDLL(str(_gfortran_with_standard_soname(gfortran)), mode=ctypes.RTLD_GLOBAL)
+        # Matched by SONAME when OpenBLAS (and the gfortran copy) ask for them; like OpenBLAS,
+        # they stay out of the global symbol scope.
+        for dep in deps:
+            ctypes.CDLL(str(dep), mode=ctypes.RTLD_LOCAL)
+        ctypes.CDLL(str(_gfortran_with_standard_soname(gfortran)), mode=ctypes.RTLD_LOCAL)
         return ctypes.CDLL(path, mode=mode)
 
 
@@ -168,12 +173,12 @@ def check_compatible(config: str, corename: str, flags: set[str]) -> None:
         )
 
 
-def load_global(path: str) -> ctypes.CDLL:
-    """Vet ``path`` privately, then load it into the global symbol scope."""
-    probe = _open(path, ctypes.RTLD_LOCAL)
-    if not hasattr(probe, "cblas_sgemm"):
+def load_private(path: str) -> ctypes.CDLL:
+    """Open ``path`` privately (``RTLD_LOCAL``) and vet it: standard symbols, and a build
+    this CPU can run."""
+    lib = _open(path, ctypes.RTLD_LOCAL)
+    if not hasattr(lib, "cblas_sgemm"):
         raise OSError("no standard cblas_sgemm symbol (prefixed build?)")
-    config, corename = build_info(probe)
+    config, corename = build_info(lib)
     check_compatible(config, corename, cpu_flags())
-    # A second dlopen with RTLD_GLOBAL promotes the already-mapped library.
-    return _open(path, ctypes.RTLD_GLOBAL)
+    return lib

@@ -18,6 +18,7 @@ import numpy as np
 
 from mlxbert_core.encoder import find_encoder
 from mlxbert_core.models import _cpu_math
+from mlxbert_core.parallel import split_call
 
 
 def on_cpu() -> bool:
@@ -400,24 +401,47 @@ def fused_linears(x: mx.array, layers: Sequence[nn.Module]) -> list[mx.array] | 
     return mx.split(out, splits, axis=-1)
 
 
-class CompiledForward:
-    """Mixin for encoders: an opt-in ``mx.compile``'d inference forward.
+_PLAIN = (bool, int, float, str, type(None))
 
-    :meth:`compile_forward` switches it on. Plain inference calls (eval mode, no
-    ``output_hidden_states`` / ``output_attentions``) then run through ``mx.compile``, which
-    fuses the elementwise work (bias + GELU, residual adds, masks) and replays the traced graph
-    without rebuilding it in Python. The model's parameters are passed to the compiled function
-    as implicit inputs, so weight updates (loading, ``set_dtype``, training) are picked up.
-    ``mx.compile`` traces once per input shape; batches of many different lengths therefore
-    pay a trace each (``embed`` rounds lengths up to limit that).
+
+def module_signature(module: nn.Module) -> tuple:
+    """The types and plain Python attributes (flags, scales, sizes) of ``module`` and all its
+    submodules: what a traced graph bakes in besides array shapes. A compiled forward traced
+    with one configuration (adapters switched on, a layer replaced) must not serve another."""
+    out: list = []
+    stack: list = [module]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, nn.Module):
+            attrs = vars(item)
+            out.append((type(item), *((k, v) for k, v in attrs.items() if isinstance(v, _PLAIN))))
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return tuple(out)
+
+
+class CompiledForward:
+    """Mixin for encoders: the compiled inference forward, on by default.
+
+    Plain inference calls (eval mode, no ``output_hidden_states`` / ``output_attentions``) run
+    through ``mx.compile``, which fuses the elementwise work (bias + GELU, residual adds,
+    masks) and replays the traced graph without rebuilding it in Python; on a CPU with a few
+    cores the batch is also split into one slice per core (:func:`mlxbert_core.parallel.
+    split_call`). The model's parameters are passed to the compiled function as implicit
+    inputs, so weight updates (loading, ``set_dtype``, training) are picked up. ``mx.compile``
+    traces once per input shape. ``compile_forward(False)`` turns it off (the eager forward);
+    training mode always runs eager.
     """
 
-    _forward_compiled: bool = False
+    _forward_compiled: bool | None = None  # None: the default, on
     _check_mx_inputs: bool = True
 
     def compile_forward(self, enabled: bool = True, *, check_mx_inputs: bool = True):
-        """Run plain inference forwards through ``mx.compile`` (see the class docstring);
-        returns the model, so ``model = load(...).compile_forward()`` works.
+        """Switch the compiled inference forward on (the default) or off (see the class
+        docstring); returns the model, so ``model = load(...).compile_forward()`` works.
 
         ``check_mx_inputs=False`` skips the id range check of inputs that are already MLX
         arrays on these calls (it costs a device reduction and a synchronisation per call);
@@ -429,19 +453,21 @@ class CompiledForward:
 
     @property
     def forward_compiled(self) -> bool:
-        return self._forward_compiled
+        return self._forward_compiled is not False
 
     def _use_compiled(self, plain: bool) -> bool:
-        return plain and self._forward_compiled and not self.training
+        return plain and self.forward_compiled and not self.training
 
     def _check_device_values(self, plain: bool) -> bool:
         """Whether validate_inputs should range-check MLX-array inputs on this call."""
         return self._check_mx_inputs or not self._use_compiled(plain)
 
     def _compiled_call(self, fn: Callable[..., tuple], *arrays: mx.array | None) -> tuple:
-        """``fn(*arrays)`` through an ``mx.compile`` cached per pattern of None arguments."""
+        """``fn(*arrays)`` through an ``mx.compile`` cached per pattern of None arguments and
+        per module configuration (:func:`module_signature`), one batch slice per core on a
+        small CPU (``parallel.split_call``)."""
         cache = self.__dict__.setdefault("_compiled_cache", {})
-        key = (fn.__name__, tuple(a is None for a in arrays))
+        key = (fn.__name__, tuple(a is None for a in arrays), module_signature(self))
         compiled = cache.get(key)
         if compiled is None:
             missing = key[1]
@@ -452,7 +478,7 @@ class CompiledForward:
 
             compiled = mx.compile(run, inputs=self.state)
             cache[key] = compiled
-        return compiled(*(a for a in arrays if a is not None))
+        return split_call(compiled, [a for a in arrays if a is not None])
 
 
 def split_heads(x: mx.array, num_heads: int) -> mx.array:
