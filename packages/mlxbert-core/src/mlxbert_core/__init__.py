@@ -58,6 +58,7 @@ from mlxbert_core.registry import (  # noqa: E402
     resolve_architecture,
 )
 from mlxbert_core.runtime import runtime_info, set_device  # noqa: E402
+from mlxbert_core.sentence_pooling import checkpoint_pooling  # noqa: E402
 from mlxbert_core.tokenizer import Tokenizer, load_tokenizer  # noqa: E402
 from mlxbert_core.weights import load_weights_strict  # noqa: E402
 
@@ -95,6 +96,7 @@ __all__ = [
     "WeightMismatchError",
     "__version__",
     "available_architectures",
+    "checkpoint_pooling",
     "cls_pooling",
     "embed",
     "find_encoder",

@@ -16,7 +16,7 @@ from typing import Any
 
 import mlx.core as mx
 
-from mlxbert_core import from_pretrained, get_preset, load_tokenizer
+from mlxbert_core import checkpoint_pooling, from_pretrained, get_preset, load_tokenizer
 from mlxbert_core.loading import read_config
 from mlxbert_core.registry import resolve_architecture
 from mlxbert_heads import TaskModel, create_head, default_head_for, head_from_config
@@ -210,8 +210,11 @@ def create_task_model(
             a user's own); ``num_labels`` / ``labels`` size it.
         lora: LoRA preset name, dict or ``LoraConfig`` (needs the ``lora`` extra); the head
             trains in full. ``quantize``: 4 or 8 bits for the encoder (with ``lora``: QLoRA).
-        pooling: None = the architecture's reference classifier; ``cls`` / ``mean`` / ``max``
-            / ``attention`` / ``weighted_layer`` = that pooling with a plain output layer.
+        pooling: None = the checkpoint's own sentence pooling when it is a
+            sentence-transformers model (all-MiniLM-L6-v2: ``mean``), else the architecture's
+            reference classifier (also asked for with ``"auto"``); ``cls`` / ``mean`` /
+            ``max`` / ``attention`` / ``weighted_layer`` = that pooling with a plain output
+            layer.
         head_options: extra head arguments (loss, class weights, horizon, ...).
         task: what the model is trained for, recorded as ``info.task`` (default: head type).
         checkpoint: for folders holding several checkpoints (M2-BERT), the one to load.
@@ -226,6 +229,8 @@ def create_task_model(
     folder = Path(getattr(encoder, "name_or_path", "") or str(name_or_path))
     config = encoder_config(getattr(encoder, "config_dict", None) or {})
     architecture = encoder.architecture
+    # A sentence-transformers checkpoint starts from the pooling it was trained with.
+    pooling = pooling or (checkpoint_pooling(folder) if folder.is_dir() else None)
     plan = plan_head(classifier_layout(architecture), config, int(encoder.hidden_size), pooling)
     info = TaskModelInfo(
         task=task or head_key,
