@@ -17,6 +17,7 @@ returning, so it cannot run inside ``mx.compile`` or a gradient transformation.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any
 
 import mlx.core as mx
@@ -26,7 +27,9 @@ from mlxbert_core import runtime
 
 __all__ = ["AUTO_MAX_CORES", "cpu_cores", "default_streams", "parallel_forward"]
 
-_STREAMS: list[mx.Stream] = []
+# MLX streams belong to the thread that made them ("There is no Stream(cpu, N) in current
+# thread" elsewhere), so each thread keeps its own.
+_LOCAL = threading.local()
 
 
 def cpu_cores() -> int:
@@ -49,9 +52,10 @@ def default_streams() -> int:
 
 
 def _streams(count: int) -> list[mx.Stream]:
-    while len(_STREAMS) < count:
-        _STREAMS.append(mx.new_stream(mx.cpu))
-    return _STREAMS[:count]
+    streams: list[mx.Stream] = _LOCAL.__dict__.setdefault("streams", [])
+    while len(streams) < count:
+        streams.append(mx.new_stream(mx.cpu))
+    return streams[:count]
 
 
 def _batch_size(inputs: dict[str, Any]) -> int:
