@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import cmd_demo, cmd_glue, cmd_kaggle, cmd_tools, cmd_train
+from . import cmd_demo, cmd_glue, cmd_kaggle, cmd_serve, cmd_tools, cmd_train
 
 app = typer.Typer(
     name="mlxbert",
@@ -23,6 +23,7 @@ app.add_typer(cmd_glue.app, name="glue")
 app.command("embed")(cmd_tools.embed)
 app.command("classify")(cmd_tools.classify)
 app.command("info")(cmd_tools.info)
+app.command("serve")(cmd_serve.serve)
 
 
 def main() -> None:
