@@ -51,6 +51,7 @@ def server():
     proc = ServerProcess.library(
         ["emb=all-minilm-l6-v2"],
         max_batch_requests=32,
+        max_batch_tokens=32 * 256,  # one forward of all 32
         max_client_batch_size=32,
         max_queue=32,
         max_wait_ms=0,

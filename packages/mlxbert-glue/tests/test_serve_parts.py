@@ -12,7 +12,7 @@ import pytest
 
 from mlxbert_glue import serve
 from mlxbert_glue.serve import ModelSpec, ServeConfigError, ServeSettings, parse_model_specs
-from mlxbert_glue.serve.batcher import Batcher, Job
+from mlxbert_glue.serve.batcher import Batcher, Job, plan_forwards
 from mlxbert_glue.serve.cache import LRUCache
 from mlxbert_glue.serve.errors import QueueFullError, RequestError, ShuttingDownError
 from mlxbert_glue.serve.responses import describe_validation
@@ -140,6 +140,12 @@ def _batcher(runner, **kwargs):
     return Batcher(runner, **settings).start()
 
 
+def test_forwards_are_sorted_runs_within_the_token_budget():
+    assert plan_forwards([30, 5, 12, 7, 200, 9], 40) == [[1, 3, 5], [2], [0], [4]]
+    assert plan_forwards([8, 8, 8, 8], 32) == [[0, 1, 2, 3]]
+    assert plan_forwards([], 32) == []
+
+
 def test_batches_respect_the_request_cap_and_the_token_budget():
     async def main():
         loop = asyncio.get_running_loop()
@@ -162,8 +168,9 @@ def test_batches_respect_the_request_cap_and_the_token_budget():
     for batch in batches[1:]:
         widths = [int(text.split("-")[1]) for text in batch]
         assert len(batch) <= 3 and max(widths) * len(batch) <= 100
-    # the oldest input leads and the closest lengths join it: (10, 11, 9), (12, 30), (40, 50)
-    assert batches[1:] == [["t0-10", "t2-11", "t5-9"], ["t1-12", "t3-30"], ["t4-40", "t6-50"]]
+    # the oldest input and the closest lengths are taken: (10, 11, 9), (12, 30, 40), (50);
+    # each taken batch runs sorted by length in forwards of at most 100 padded tokens
+    assert batches[1:] == [["t5-9", "t0-10", "t2-11"], ["t1-12", "t3-30"], ["t4-40"], ["t6-50"]]
 
 
 def test_only_compatible_inputs_share_a_forward():

@@ -3,13 +3,15 @@
 Each request becomes a :class:`Job` of :class:`Item` s (one per text or pair, already
 tokenized, so its token count is known). The worker is the only thread that runs MLX
 (:meth:`Batcher.run_here` makes the calling thread the worker; :meth:`Batcher.start` starts
-a thread of its own). When it is free it takes a batch of compatible items (same model,
-operation and options) starting with the oldest one, adds the items whose lengths are
-closest to it while the batch stays within ``max_batch_requests`` inputs and
-``max_batch_tokens`` padded tokens (inputs x longest input; a single input always runs),
-and computes it. When the batch is not full it first waits up to ``max_wait_ms`` after the
-oldest item's arrival for more - unless the server was idle (the last batch had one input
-and one input is waiting), so that a lone request is answered at once.
+a thread of its own). When it is free it takes a batch: the oldest waiting item and up to
+``max_batch_requests - 1`` compatible items (same model, operation and options) of the
+closest lengths. It computes the batch sorted by length, in forwards of at most
+``max_batch_tokens`` padded tokens (inputs x longest input; an input longer than that runs
+alone), so that short and long inputs taken together are not padded to the longest. When
+fewer than ``max_batch_requests`` items (and less than one full forward) wait, it first
+waits up to ``max_wait_ms`` after the oldest item's arrival for more - unless the server was
+idle (the last batch had one input and one input is waiting), so that a lone request is
+answered at once.
 
 Results go back to the event loop with one ``call_soon_threadsafe`` per batch. A job that is
 cancelled (timeout, client gone, shutdown) has its waiting items removed from the queue.
@@ -89,7 +91,8 @@ def _deliver_batch(batch: Sequence[Item], values: Sequence[Any] | None, error: A
 
 @dataclass
 class BatchStats:
-    """What the worker reports after each forward (for metrics)."""
+    """What the worker reports after each forward (for metrics): its inputs, padded tokens
+    and time."""
 
     key: BatchKey
     size: int
@@ -98,12 +101,30 @@ class BatchStats:
     failed: bool = False
 
 
+def plan_forwards(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """A batch's forwards: its inputs sorted by length and cut into runs whose padded size
+    (inputs x longest) stays within ``max_tokens`` (an input longer than that runs alone).
+    Returns index lists, shortest inputs first."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    forwards: list[list[int]] = []
+    current: list[int] = []
+    for index in order:  # ascending, so the newest input is the longest of its run
+        if current and lengths[index] * (len(current) + 1) > max_tokens:
+            forwards.append(current)
+            current = []
+        current.append(index)
+    if current:
+        forwards.append(current)
+    return forwards
+
+
 class Batcher:
     """The queue and its one worker thread.
 
-    ``runner(key, items)`` computes a batch on the worker thread and returns one result per
-    item. ``on_batch(stats)``, ``on_depth(waiting)`` and ``on_busy(inputs in the forward now
-    running)`` report to metrics.
+    ``runner(key, items)`` computes one forward on the worker thread and returns one result
+    per item. ``on_take(key, inputs taken)``, ``on_batch(stats of a forward)``,
+    ``on_depth(waiting)`` and ``on_busy(inputs in the forward now running)`` report to
+    metrics.
     """
 
     def __init__(
@@ -117,6 +138,7 @@ class Batcher:
         on_batch: Callable[[BatchStats], None] | None = None,
         on_depth: Callable[[int], None] | None = None,
         on_busy: Callable[[int], None] | None = None,
+        on_take: Callable[[BatchKey, int], None] | None = None,
     ):
         self._runner = runner
         self.max_batch_tokens = int(max_batch_tokens)
@@ -126,6 +148,7 @@ class Batcher:
         self._on_batch = on_batch
         self._on_depth = on_depth
         self._on_busy = on_busy
+        self._on_take = on_take
         self._cond = threading.Condition()
         self._queue: list[Item] = []
         self._closing = False
@@ -241,22 +264,13 @@ class Batcher:
             self._cond.wait(remaining)
 
     def _take(self) -> list[Item]:
-        """The next batch (the lock is held): the oldest item and the compatible items of the
-        closest lengths, within the request and token limits."""
+        """The next batch (the lock is held): the oldest item and up to
+        ``max_batch_requests - 1`` compatible items of the closest lengths."""
         oldest = self._queue[0]
         anchor = oldest.tokens
         candidates = [item for item in self._queue if item.key == oldest.key]
         candidates.sort(key=lambda item: (abs(item.tokens - anchor), item.arrived))
-        chosen: list[Item] = []
-        width = 0
-        for item in candidates:
-            if len(chosen) >= self.max_batch_requests:
-                break
-            wider = max(width, item.tokens)
-            if chosen and wider * (len(chosen) + 1) > self.max_batch_tokens:
-                continue
-            chosen.append(item)
-            width = wider
+        chosen = candidates[: self.max_batch_requests]
         taken = set(map(id, chosen))
         self._queue = [item for item in self._queue if id(item) not in taken]
         self._report_depth()
@@ -275,30 +289,38 @@ class Batcher:
                 self._run(batch)
 
     def _run(self, batch: list[Item]) -> None:
+        """Compute a batch forward by forward (see :func:`plan_forwards`); each forward's
+        results go back as soon as it is done."""
+        self._last_size = len(batch)
+        if self._on_take is not None:
+            self._on_take(batch[0].key, len(batch))
+        for chunk in plan_forwards([item.tokens for item in batch], self.max_batch_tokens):
+            self._forward([batch[i] for i in chunk])
+
+    def _forward(self, items: list[Item]) -> None:
         if self._on_busy is not None:
-            self._on_busy(len(batch))
+            self._on_busy(len(items))
         started = time.perf_counter()
         values: Sequence[Any] | None = None
         error: RequestError | None = None
         try:
-            values = self._runner(batch[0].key, batch)
-            if len(values) != len(batch):
-                raise RuntimeError(f"{len(values)} results for {len(batch)} inputs")
+            values = self._runner(items[0].key, items)
+            if len(values) != len(items):
+                raise RuntimeError(f"{len(values)} results for {len(items)} inputs")
         except Exception as exc:
-            log.exception("the model failed on a batch of %d inputs", len(batch))
+            log.exception("the model failed on a forward of %d inputs", len(items))
             error = ModelFailedError(f"{type(exc).__name__}: {exc}")
         seconds = time.perf_counter() - started
-        self._last_size = len(batch)
         if error is None and seconds > 0:
-            rate = len(batch) / seconds
+            rate = len(items) / seconds
             self._rate = rate if self._rate <= 0 else 0.8 * self._rate + 0.2 * rate
-        self._send(batch, values, error)
+        self._send(items, values, error)
         if self._on_busy is not None:
             self._on_busy(0)
         if self._on_batch is not None:
-            width = max(item.tokens for item in batch)
+            width = max(item.tokens for item in items)
             self._on_batch(
-                BatchStats(batch[0].key, len(batch), width * len(batch), seconds, error is not None)
+                BatchStats(items[0].key, len(items), width * len(items), seconds, error is not None)
             )
 
     @staticmethod
@@ -316,4 +338,4 @@ class Batcher:
         self._send(items, None, error)
 
 
-__all__ = ["BatchKey", "BatchStats", "Batcher", "Item", "Job"]
+__all__ = ["BatchKey", "BatchStats", "Batcher", "Item", "Job", "plan_forwards"]

@@ -75,6 +75,11 @@ class Metrics:
             "mlxbert_forward_inputs", "Inputs in the forward now running (0: the model is idle)",
             registry=r,
         )  # fmt: skip
+        self.taken = Histogram(
+            "mlxbert_batch_taken", "Inputs the worker took from the queue at once (they run "
+            "sorted by length, in one or more forwards)",
+            ["model", "op"], buckets=BATCH_BUCKETS, registry=r,
+        )  # fmt: skip
         self.batch_size = Histogram(
             "mlxbert_batch_size", "Inputs (texts or pairs) per forward, by model and operation",
             ["model", "op"], buckets=BATCH_BUCKETS, registry=r,
@@ -114,6 +119,10 @@ class Metrics:
         self.forward_seconds.labels(model, op).observe(stats.seconds)
         if not stats.failed:
             self.inputs.labels(model, op).inc(stats.size)
+
+    def observe_take(self, key: tuple, size: int) -> None:
+        """Called by the model worker for each batch it takes from the queue."""
+        self.taken.labels(str(key[0]), str(key[1])).observe(size)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -215,7 +215,7 @@ def load_model(spec: ModelSpec, *, dtype: str | None = None) -> ServedModel:
         spec.source,
         encoder,
         tokenizer,
-        note=f"not a classifier ({as_classifier}): serves embeddings and tokenization",
+        note=f"serving embeddings and tokenization only (as a classifier: {as_classifier})",
         dtype=_dtype_name(encoder),
     )
 

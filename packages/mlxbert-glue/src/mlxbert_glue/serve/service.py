@@ -52,6 +52,7 @@ class Service:
             on_batch=self.metrics.observe_batch,
             on_depth=self.metrics.queue_depth.set,
             on_busy=self.metrics.forward_inputs.set,
+            on_take=self.metrics.observe_take,
         )
         self.stopping = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -196,8 +197,8 @@ class Service:
             raise RequestError(
                 400,
                 "not_a_classifier",
-                f"model {model.name!r} is an embedding model, not a classifier ({model.note}); "
-                "use /embed, or serve a trained model folder",
+                f"model {model.name!r} is an embedding model, not a classifier; use /embed, or "
+                "serve a trained model folder",
                 param="model",
             )
         self.check_count(len(inputs))

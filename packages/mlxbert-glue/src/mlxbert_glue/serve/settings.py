@@ -66,7 +66,7 @@ class ServeSettings:
     port: int = 8080
     #: padded tokens (inputs x longest input) in one forward
     max_batch_tokens: int = 16384
-    #: inputs (texts or pairs) in one forward; 1 turns batching off
+    #: inputs (texts or pairs) the worker takes at once; 1 turns batching off
     max_batch_requests: int = 32
     #: how long the worker waits for more inputs when a batch is not full
     max_wait_ms: float = 5.0

@@ -44,7 +44,7 @@ def serve(
         int, Opt("--max-batch-tokens", help="Padded tokens (inputs x longest) per forward.")
     ] = _D.max_batch_tokens,
     max_batch_requests: Annotated[
-        int, Opt("--max-batch-requests", help="Inputs per forward (1: batching off).")
+        int, Opt("--max-batch-requests", help="Inputs taken at once (1: batching off).")
     ] = _D.max_batch_requests,
     max_wait_ms: Annotated[
         float, Opt("--max-wait-ms", help="Wait for more inputs when a batch is not full.")
