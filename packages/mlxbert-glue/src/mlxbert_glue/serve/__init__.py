@@ -11,7 +11,7 @@ lengths within a token budget (see :mod:`.batcher`); answers are cached (LRU) by
 exact input.
 
 This module imports without the extra; :func:`run` imports the web stack
-(FastAPI, uvicorn, prometheus-client) when called and raise
+(FastAPI, uvicorn, prometheus-client, orjson) when called and raise
 :class:`ServeUnavailableError` with the install hint when it is missing.
 """
 
@@ -29,7 +29,7 @@ from .errors import (
 from .settings import DTYPES, POOLINGS, ModelSpec, ServeSettings, parse_model_specs
 
 #: the distributions of the serve extra, by the module name they install
-_WEB_STACK = {"fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client"}
+_WEB_STACK = {"fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client", "orjson"}
 
 
 def _server() -> Any:

@@ -5,10 +5,10 @@ the shape each client family expects - text-embeddings-inference's ``{"error",
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 
 _TAGS = {
@@ -23,11 +23,13 @@ _TAGS = {
 
 
 def json_bytes(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+    """JSON of plain values and NumPy arrays (a float32 vector as the shortest decimals that
+    read back as the same float32s)."""
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 class FastJSONResponse(Response):
-    """``application/json`` from plain Python values (lists, dicts, floats)."""
+    """``application/json`` from plain Python values and NumPy arrays."""
 
     media_type = "application/json"
 

@@ -120,13 +120,13 @@ async def embed(body: EmbedRequest, request: Request) -> Response:
         truncate=body.truncate,
         watch=request.receive,
     )
-    return FastJSONResponse([vector.tolist() for vector in vectors])
+    return FastJSONResponse(vectors)
 
 
-def _encode(vector: np.ndarray, fmt: str) -> list[float] | str:
+def _encode(vector: np.ndarray, fmt: str) -> np.ndarray | str:
     if fmt == "base64":
         return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
-    return vector.tolist()
+    return vector
 
 
 @router.post(
