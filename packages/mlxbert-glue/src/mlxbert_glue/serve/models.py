@@ -113,6 +113,12 @@ class ServedModel:
     # -- on the event loop ------------------------------------------------------------------
     def count_tokens(self, texts: Sequence[str], pairs: Sequence[str | None] | None) -> list[int]:
         """Tokens of each input (or pair) before truncation, special tokens included."""
+        backend = getattr(self.loop_tokenizer, "backend", None)
+        if backend is not None and backend.truncation is None and backend.padding is None:
+            inputs = list(texts) if pairs is None else [
+                text if pair is None else (text, pair) for text, pair in zip(texts, pairs)
+            ]  # fmt: skip
+            return [len(e.ids) for e in backend.encode_batch(inputs, add_special_tokens=True)]
         encoded = self.loop_tokenizer(
             list(texts),
             None if pairs is None else list(pairs),
