@@ -141,9 +141,19 @@ def _batcher(runner, **kwargs):
 
 
 def test_forwards_are_sorted_runs_within_the_token_budget():
-    assert plan_forwards([30, 5, 12, 7, 200, 9], 40) == [[1, 3, 5], [2], [0], [4]]
+    # [5, 7] [9, 12] pads 38 tokens; [5, 7, 9] [12] would pad 39
+    assert plan_forwards([30, 5, 12, 7, 200, 9], 40) == [[1, 3], [5, 2], [0], [4]]
     assert plan_forwards([8, 8, 8, 8], 32) == [[0, 1, 2, 3]]
     assert plan_forwards([], 32) == []
+
+
+def test_a_batch_is_split_only_where_the_padding_saved_pays_for_a_forward():
+    short, long = [4] * 8, [100] * 2
+    # together: 10 x 100 padded tokens; apart: 8 x 4 + 2 x 100 and one more forward
+    assert plan_forwards(short + long, 16384, forward_cost=64) == [list(range(8)), [8, 9]]
+    assert plan_forwards(short + long, 16384, forward_cost=10_000) == [list(range(10))]
+    similar = [20, 22, 21, 23, 24, 20]
+    assert plan_forwards(similar, 16384) == [[0, 5, 2, 1, 3, 4]]
 
 
 def test_batches_respect_the_request_cap_and_the_token_budget():
@@ -170,7 +180,7 @@ def test_batches_respect_the_request_cap_and_the_token_budget():
         assert len(batch) <= 3 and max(widths) * len(batch) <= 100
     # the oldest input and the closest lengths are taken: (10, 11, 9), (12, 30, 40), (50);
     # each taken batch runs sorted by length in forwards of at most 100 padded tokens
-    assert batches[1:] == [["t5-9", "t0-10", "t2-11"], ["t1-12", "t3-30"], ["t4-40"], ["t6-50"]]
+    assert batches[1:] == [["t5-9", "t0-10", "t2-11"], ["t1-12"], ["t3-30", "t4-40"], ["t6-50"]]
 
 
 def test_only_compatible_inputs_share_a_forward():
