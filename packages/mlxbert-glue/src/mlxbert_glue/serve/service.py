@@ -23,11 +23,12 @@ from .settings import ModelSpec, ServeSettings
 
 #: what a route passes to learn that its client went away (ASGI ``receive``)
 Watch = Callable[[], Awaitable[Any]]
-_MISS = object()
+#: the operations (the second part of a batch key)
 PREDICT = "predict"
+EMBED = "embed"
 #: seconds a forward in progress may still take when the server stops
 FORWARD_GRACE = 60.0
-EMBED = "embed"
+_MISS = object()
 
 
 class ClientGone(Exception):
