@@ -263,8 +263,7 @@ def offline(route: str, source: str, texts: list[str], batch: int, singles: int)
 
 
 def make_classifier(model: str, folder: Path) -> str:
-    clf = create_task_model(model, "binary", labels=["negative", "positive"])
-    tokenizer = mlxbert_core.load_tokenizer(model)
+    clf, tokenizer, _ = create_task_model(model, "binary", labels=["negative", "positive"])
     save_task_model(clf, tokenizer, folder, max_length=128)
     return str(folder)
 
@@ -349,6 +348,8 @@ def main() -> None:
                 out["p99_c1_over_one_forward_p50"] = round(p99 / c["one_p50_ms"], 2)
             report["results"][route] = out
             print(route, {k: v for k, v in out.items() if "_over_" in k}, flush=True)
+            if args.json:  # after each route, so that a later failure keeps what was measured
+                Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     report["load_after"] = os.getloadavg()
     print(json.dumps(report, indent=2))
     if args.json:
