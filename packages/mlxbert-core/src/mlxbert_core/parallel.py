@@ -18,6 +18,7 @@ returning, so it cannot run inside ``mx.compile`` or a gradient transformation.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -28,8 +29,15 @@ from mlxbert_core import runtime
 
 __all__ = ["AUTO_MAX_CORES", "cpu_cores", "default_streams", "parallel_forward", "split_call"]
 
-_STREAMS: list[mx.Stream] = []
-_ACTIVE = {"depth": 0}  # > 0 while slices run: a model called inside does not split again
+# MLX streams belong to the thread that made them ("There is no Stream(cpu, N) in current
+# thread" elsewhere), so each thread keeps its own streams, and its own depth: > 0 while its
+# slices run, so that a model called inside does not split again.
+_LOCAL = threading.local()
+
+
+def _depth(change: int = 0) -> int:
+    _LOCAL.depth = getattr(_LOCAL, "depth", 0) + change
+    return _LOCAL.depth
 
 
 def cpu_cores() -> int:
@@ -52,9 +60,10 @@ def default_streams() -> int:
 
 
 def _streams(count: int) -> list[mx.Stream]:
-    while len(_STREAMS) < count:
-        _STREAMS.append(mx.new_stream(mx.cpu))
-    return _STREAMS[:count]
+    streams: list[mx.Stream] = _LOCAL.__dict__.setdefault("streams", [])
+    while len(streams) < count:
+        streams.append(mx.new_stream(mx.cpu))
+    return streams[:count]
 
 
 def _batch_size(inputs: dict[str, Any]) -> int:
@@ -118,11 +127,11 @@ def parallel_forward(model: Any, *, num_streams: int | None = None, **inputs: An
     batch = _batch_size(inputs)
     count = min(streams_wanted, batch)
     if count <= 1:  # as asked: the model's own call does not split either
-        _ACTIVE["depth"] += 1
+        _depth(+1)
         try:
             return model(**inputs)
         finally:
-            _ACTIVE["depth"] -= 1
+            _depth(-1)
     return _on_streams(
         count,
         batch,
@@ -134,7 +143,7 @@ def parallel_forward(model: Any, *, num_streams: int | None = None, **inputs: An
 def _on_streams(count: int, batch: int, call: Callable[[int, int], Any], join) -> Any:
     bounds = np.linspace(0, batch, count + 1).round().astype(int)
     previous = runtime.set_blas_threads(1)  # one core per stream (None: no OpenBLAS)
-    _ACTIVE["depth"] += 1
+    _depth(+1)
     try:
         parts = []
         for stream, start, stop in zip(_streams(count), bounds[:-1], bounds[1:]):
@@ -142,7 +151,7 @@ def _on_streams(count: int, batch: int, call: Callable[[int, int], Any], join) -
                 parts.append(call(int(start), int(stop)))
         mx.eval([a for part in parts for a in _arrays(part)])
     finally:
-        _ACTIVE["depth"] -= 1
+        _depth(-1)
         if previous is not None:
             runtime.set_blas_threads(previous)
     return join(parts)
@@ -156,12 +165,7 @@ def split_call(fn: Callable[..., tuple], arrays: list[mx.array]) -> tuple:
     (``mx.compile``, ``vmap``), where arrays cannot be evaluated."""
     count = default_streams()
     batch = int(arrays[0].shape[0]) if arrays and arrays[0].ndim else 1
-    if (
-        _ACTIVE["depth"]
-        or count <= 1
-        or batch <= 1
-        or mx.default_device().type != mx.DeviceType.cpu
-    ):
+    if _depth() or count <= 1 or batch <= 1 or mx.default_device().type != mx.DeviceType.cpu:
         return fn(*arrays)
     try:
         return _on_streams(

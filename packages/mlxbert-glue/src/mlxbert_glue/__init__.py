@@ -13,7 +13,7 @@ recipes, metrics, submission files, ``finetune``, ``evaluate``).
 # mlxbert_core first: on Linux it loads OpenBLAS, which must happen before mlx is imported.
 import mlxbert_core  # noqa: F401  isort: skip
 
-from . import task_model
+from . import serve, task_model
 from .commands import glue_eval, glue_finetune
 from .data import GlueExamples, load_task
 from .evaluate import evaluate, evaluate_tasks
@@ -99,6 +99,7 @@ __all__ = [
     "read_info",
     "read_meta",
     "save_task_model",
+    "serve",
     "task_model",
     "task_score",
     "tokenize_texts",

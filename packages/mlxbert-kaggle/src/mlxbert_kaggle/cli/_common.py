@@ -104,10 +104,6 @@ def guarded(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-#: Kept for commands written with the decorator; registration applies it anyway.
-handle_errors = guarded
-
-
 class GuardedTyper(typer.Typer):
     """A ``typer.Typer`` whose every command runs under :func:`guarded`."""
 

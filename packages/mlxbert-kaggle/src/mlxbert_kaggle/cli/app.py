@@ -14,6 +14,7 @@ from . import (
     cmd_glue,
     cmd_kaggle,
     cmd_report,
+    cmd_serve,
     cmd_tools,
     cmd_train,
 )
@@ -51,6 +52,7 @@ app.command("info")(cmd_tools.info)
 app.command("report")(cmd_report.report)
 app.command("explain")(cmd_explain.explain)
 app.command("export")(cmd_export.export)
+app.command("serve")(cmd_serve.serve)
 
 
 def main() -> None:
