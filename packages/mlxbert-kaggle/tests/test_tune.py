@@ -85,6 +85,17 @@ def test_tune_resumes_after_an_interrupt_without_repeating_finished_trials(
     assert (out / "trials" / "trial-1" / "fold-1" / "model.safetensors").stat().st_mtime_ns == fold1
     # a finished study with the same budget runs nothing more
     assert tune(table, **common, resume=True)["trials"] == best["trials"]
+    # a process killed outright leaves its trial "running": it is continued too
+    study = optuna.load_study(study_name="mlxbert-tune", storage=f"sqlite:///{out / 'study.db'}")
+    left = study.ask()
+    left.suggest_float("lr_factor", 0.25, 4.0, log=True)
+    left.set_user_attr("folder", "trial-4")
+    (out / "trials" / "trial-4").mkdir()
+    after = tune(table, **{**common, "trials": 4}, resume=True)["trials"]
+    assert [(t["state"], t["folder"]) for t in after[4:]] == [
+        ("fail", "trial-4"),
+        ("complete", "trial-4"),
+    ]
     # other settings are refused, naming what differs
     with pytest.raises(InputError, match=r"max_rows \(None -> 20\)"):
         tune({**table, "max_rows": 20}, **common, resume=True)

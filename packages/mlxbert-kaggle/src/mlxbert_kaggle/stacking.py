@@ -143,7 +143,9 @@ def _run(path: Path) -> dict[str, Any]:
         raise InputError(f"--run {path}: not a finished CV run (`mlxbert train --folds K`)")
     folder = path / Path(metrics["models"][0]).parent  # a pseudo-labelled run's last round
     spec = TargetSpec.from_dict(metrics["target"])
-    oof_table = read_table(folder / "oof.csv", what="out-of-fold predictions", keep_text=[])
+    settings = read_json(folder / WORK / "run.json") or {}
+    keep = [settings["id_col"]] if settings.get("id_col") else []
+    oof_table = read_table(folder / "oof.csv", what="out-of-fold predictions", keep_text=keep)
     return {
         "path": path,
         "spec": spec,
@@ -151,8 +153,16 @@ def _run(path: Path) -> dict[str, Any]:
         "y": spec.encode(oof_table, str(folder / "oof.csv")),
         "folds": np.asarray(read_json(folder / WORK / "folds.json")),
         "oof": np.load(folder / WORK / "oof.npy"),
-        "ids": oof_table.iloc[:, 0].astype(str).tolist(),
+        "ids": _ids(oof_table, settings),
     }
+
+
+def _ids(oof_table: pd.DataFrame, settings: dict[str, Any]) -> list[str]:
+    """The rows' ids (the run's --id-col), else their positions."""
+    id_col = settings.get("id_col")
+    if id_col and id_col in oof_table.columns:
+        return oof_table[id_col].astype(str).tolist()
+    return [str(i) for i in range(len(oof_table))]
 
 
 def _same_rows(runs: list[dict[str, Any]]) -> None:

@@ -240,10 +240,10 @@ def train_command(table: dict[str, Any], config: FitConfig, output: str | Path) 
     words = ["mlxbert", "train"]
     for key, flag in _TABLE_FLAGS.items():
         value = table.get(key)
-        if value is None or value == _TABLE_DEFAULTS.get(key) or value in ((), []):
-            continue
         if isinstance(value, pd.DataFrame):
-            value = "<DataFrame>"
+            value = "<DataFrame>"  # a table handed over in Python: save it as a file first
+        elif value is None or value == _TABLE_DEFAULTS.get(key) or value in ((), []):
+            continue
         for item in value if isinstance(value, (list, tuple)) else [value]:
             words += [flag, str(item)]
     defaults = FitConfig().to_dict()
@@ -364,7 +364,7 @@ def _continue_interrupted(optuna: Any, study: Any, reporter: Reporter) -> int:
     for t in trials:
         killed = t.state == state.RUNNING  # tune is the study's only user: a left-over
         if killed:
-            study._storage.set_trial_state_values(t._trial_id, state=state.FAIL)
+            study.tell(t.number, state=state.FAIL)
         interrupted = killed or (t.state == state.FAIL and t.user_attrs.get("interrupted"))
         if not interrupted or t.number in continued or not t.user_attrs.get("folder"):
             continue
@@ -380,10 +380,16 @@ def _used(optuna: Any, study: Any) -> int:
     """Trials that used up budget: finished, pruned, or failed other than by an interrupt
     (an interrupted trial is continued by another, which counts instead)."""
     state = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    continued = {t.user_attrs.get("resumes") for t in trials}
     return sum(
         t.state in (state.COMPLETE, state.PRUNED)
-        or (t.state == state.FAIL and not t.user_attrs.get("interrupted"))
-        for t in study.get_trials(deepcopy=False)
+        or (
+            t.state == state.FAIL
+            and not t.user_attrs.get("interrupted")
+            and t.number not in continued
+        )
+        for t in trials
     )
 
 
