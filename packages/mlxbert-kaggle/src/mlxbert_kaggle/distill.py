@@ -3,8 +3,11 @@
 The teachers are CV training runs (``mlxbert train --folds K``, a pseudo-labelled run too)
 on the same rows and folds as the student. Fold k of the student learns from the teachers'
 fold-k models, which never saw fold k's validation rows, so the student's CV score stays
-honest (teacher models trained on a fold would pass its labels on). The student trains
-through the same fit loop as ``train``, on targets that mix soft and hard labels::
+honest (the teachers' out-of-fold predictions would not: each comes from a model trained on
+the other folds, fold k's labels among them). Those models predict rows they were trained
+on, so their probabilities are sharper than out-of-fold ones; the temperature softens them.
+The student trains through the same fit loop as ``train``, on targets that mix soft and hard
+labels::
 
     target = alpha * soft + (1 - alpha) * hard
 
