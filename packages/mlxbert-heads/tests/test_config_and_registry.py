@@ -203,7 +203,13 @@ def test_bad_construction_raises_clear_errors(call, match):
         (BinaryClassificationHead(6), np.full(32, 2.0), r"\[0, 1\]"),
         (BinaryClassificationHead(6), np.zeros(31), "samples"),
         (MulticlassClassificationHead(6, num_classes=3), np.full(32, 3), "lie in"),
-        (MulticlassClassificationHead(6, num_classes=3), np.zeros((32, 3)), "class indices"),
+        (MulticlassClassificationHead(6, num_classes=3), np.zeros((32, 4)), "class indices"),
+        (MulticlassClassificationHead(6, num_classes=3), np.zeros((32, 3)), "summing to 1"),
+        (
+            MulticlassClassificationHead(6, num_classes=3, loss="focal"),
+            np.full((32, 3), 1 / 3),
+            "loss='ce'",
+        ),
         (RegressionHead(6, num_targets=2), np.zeros(32), "shape"),
         (H.MultilabelClassificationHead(6, num_labels=2), np.zeros((32, 3)), "shape"),
         (H.MultilabelClassificationHead(6, num_labels=2), np.full((32, 2), 2), r"\[0, 1\]"),
@@ -241,3 +247,19 @@ def test_loss_reductions_on_heads():
     per_sample = head.loss(head(X), y, reduction="none")
     assert per_sample.shape == (32,)
     assert head.loss(head(X), y).item() == pytest.approx(per_sample.mean().item(), rel=1e-6)
+
+
+def test_multiclass_soft_targets_mix_the_losses_of_their_parts():
+    """Probability rows train with cross-entropy, which is linear in the target: one-hot rows
+    give the index loss, and a mix of targets the same mix of losses (distillation)."""
+    head = MulticlassClassificationHead(6, num_classes=3)
+    outputs = head(X)
+    labels = np.arange(32) % 3
+    onehot = np.eye(3)[labels]
+    teacher = np.random.default_rng(0).dirichlet(np.ones(3), size=32)
+    np.testing.assert_allclose(
+        np.array(head.loss(outputs, onehot)), np.array(head.loss(outputs, labels)), rtol=1e-6
+    )
+    mixed = head.loss(outputs, 0.3 * teacher + 0.7 * onehot)
+    parts = 0.3 * head.loss(outputs, teacher) + 0.7 * head.loss(outputs, labels)
+    np.testing.assert_allclose(np.array(mixed), np.array(parts), rtol=1e-5)

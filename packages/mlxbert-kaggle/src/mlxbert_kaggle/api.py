@@ -72,9 +72,17 @@ class TablePredictor:
         return self.models[0].spec
 
     def predict(
-        self, frame: pd.DataFrame, *, text: str | None = None, progress: bool | Reporter = False
+        self,
+        frame: pd.DataFrame,
+        *,
+        text: str | None = None,
+        progress: bool | Reporter = False,
+        long_text: str | None = None,
+        tta: bool = False,
     ) -> pd.DataFrame:
-        """Predictions in the training table's format (one column per target)."""
+        """Predictions in the training table's format (one column per target).
+        ``long_text``: ``head``, ``head-tail`` or ``windows`` for texts longer than the
+        models' maximum length; ``tta`` averages that with the plain prediction."""
         decoded, _ = predict_frame(
             self.model_groups,
             frame,
@@ -82,14 +90,29 @@ class TablePredictor:
             weights=self.weights,
             text=text,
             reporter=get_reporter(progress),
+            long_text=long_text,
+            tta=tta,
         )
         return decoded
 
-    def predict_raw(self, frame: pd.DataFrame, *, text: str | None = None) -> np.ndarray:
+    def predict_raw(
+        self,
+        frame: pd.DataFrame,
+        *,
+        text: str | None = None,
+        long_text: str | None = None,
+        tta: bool = False,
+    ) -> np.ndarray:
         """Combined raw predictions: P(positive), class/label probabilities or values on the
         training scale (before any inverse target transform)."""
         _, raw = predict_frame(
-            self.model_groups, frame, ensemble=self.ensemble, weights=self.weights, text=text
+            self.model_groups,
+            frame,
+            ensemble=self.ensemble,
+            weights=self.weights,
+            text=text,
+            long_text=long_text,
+            tta=tta,
         )
         return raw
 

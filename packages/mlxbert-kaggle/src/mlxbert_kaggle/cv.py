@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,34 @@ from .timeseries import TimeSeriesSpec, windows
 from .training import FitConfig, fit_model, maybe_simulate_kill
 
 WORK = "_work"
+
+
+@dataclass
+class FoldData:
+    """The training rows of one CV fold, as a :data:`FoldTrainHook` sees them: the fold
+    (0-based; its validation rows are ``frame`` rows where ``fold_of == fold``, their texts
+    ``valid_texts``), the indices of its training rows in ``frame``, their texts and encoded
+    targets."""
+
+    fold: int
+    rows: np.ndarray
+    texts: list[str]
+    y: np.ndarray
+    valid_texts: list[str]
+    frame: pd.DataFrame
+    fold_of: np.ndarray
+    spec: TargetSpec
+    output: Path
+
+
+#: Changes one fold's training rows before its fit: returns ``(texts, targets)`` (rows added,
+#: as pseudo-labelling does, or targets replaced, as distillation does). Validation rows and
+#: the CV score are never touched.
+FoldTrainHook = Callable[[FoldData], tuple[list[str], np.ndarray]]
+
+#: Called after each fold with the fold count done and the CV metrics over the out-of-fold
+#: rows predicted so far (a search reports them to prune a bad trial early).
+FoldEndHook = Callable[[int, dict[str, float]], None]
 
 
 def _as_frame(data: pd.DataFrame | str | Path, what: str, keep_text: Sequence[str] = ()):
@@ -121,6 +149,8 @@ def train_table(
     time_col: str | None = None,
     horizon: int = 1,
     history: int = 0,
+    fold_train: FoldTrainHook | None = None,
+    on_fold_end: FoldEndHook | None = None,
 ) -> dict[str, Any]:
     """Train on a table; returns (and writes) ``metrics.json``'s content.
 
@@ -133,7 +163,12 @@ def train_table(
     with ``folds`` (stratified by the target, grouped by ``group_col``). See the module doc
     for the files written; ``resume`` continues an interrupted run (finished folds are kept,
     an unfinished one continues from its last epoch checkpoint).
+
+    ``fold_train`` (CV only) changes each fold's training rows (see :data:`FoldTrainHook`);
+    ``on_fold_end`` sees the running CV score after each fold (hold-out: once, at the end).
     """
+    if fold_train is not None and not folds:
+        raise InputError("this needs cross-validation: give --folds K (K >= 2)")
     reporter = reporter or Reporter()
     config = config or FitConfig()
     started = time.perf_counter()
@@ -249,6 +284,7 @@ def train_table(
             resume,
             reporter,
             started,
+            (fold_train, on_fold_end),
         )
 
 
@@ -279,6 +315,7 @@ def _run(
     resume,
     reporter,
     started,
+    hooks=(None, None),
 ):
     frame, texts, y, spec, tmpl = prep.frame, prep.texts, prep.y, prep.spec, prep.template
     vframe, vtexts, vy, dropped = prep.vframe, prep.vtexts, prep.vy, prep.dropped
@@ -292,7 +329,7 @@ def _run(
     reporter.log(f"first row as text: {example}")
 
     if mode == "cv":
-        result = _cross_validate(frame, texts, y, folds, group_col, id_col, output, common)
+        result = _cross_validate(frame, texts, y, folds, group_col, id_col, output, common, hooks)
     else:
         if vframe is not None:
             tframe, ttexts, ty = frame, texts, y
@@ -328,6 +365,8 @@ def _run(
             "epochs": log["epochs"],
             "rows": {"train": len(ttexts), "valid": len(vtexts)},
         }
+        if hooks[1] is not None:
+            hooks[1](1, dict(result["metrics"]))
     metric = config.metric or primary_metric(spec)
     summary = {
         "mode": mode,
@@ -355,7 +394,17 @@ def _fold_thresholds(thresholds: list, fold_of: np.ndarray, oof: np.ndarray) -> 
     return table[fold_of].reshape(len(oof), *row) if row else table[fold_of].reshape(-1)
 
 
-def _cross_validate(frame, texts, y, n_folds, group_col, id_col, output, common):
+def _running_score(spec, y, oof, fold_of, thresholds) -> dict[str, float]:
+    """CV metrics over the out-of-fold rows of the folds finished so far (each row cut at
+    its fold model's threshold, as the final CV score is)."""
+    done = fold_of < len(thresholds)
+    per_row = _fold_thresholds(thresholds, fold_of[done], oof[done])
+    return score(spec, y[done], oof[done], threshold=0.5 if per_row is None else per_row)
+
+
+def _cross_validate(
+    frame, texts, y, n_folds, group_col, id_col, output, common, hooks=(None, None)
+):
     spec: TargetSpec = common["spec"]
     config: FitConfig = common["config"]
     reporter: Reporter = common["reporter"]
@@ -372,12 +421,21 @@ def _cross_validate(frame, texts, y, n_folds, group_col, id_col, output, common)
     thresholds: list = []
     per_fold = []
     texts_arr = np.asarray(texts, dtype=object)
+    fold_train, on_fold_end = hooks
     for k in range(n_folds):
         valid_mask = fold_of == k
         fold_config = FitConfig(**{**config.to_dict(), "seed": config.seed + k})
+        train_texts, train_y = texts_arr[~valid_mask].tolist(), y[~valid_mask]
+        if fold_train is not None:
+            rows = np.flatnonzero(~valid_mask)
+            valid_texts = texts_arr[valid_mask].tolist()
+            data = FoldData(
+                k, rows, train_texts, train_y, valid_texts, frame, fold_of, spec, output
+            )
+            train_texts, train_y = fold_train(data)
         log = fit_model(
-            texts_arr[~valid_mask].tolist(),
-            y[~valid_mask],
+            train_texts,
+            train_y,
             texts_arr[valid_mask].tolist(),
             y[valid_mask],
             spec=spec,
@@ -404,6 +462,8 @@ def _cross_validate(frame, texts, y, n_folds, group_col, id_col, output, common)
             }
         )
         thresholds.append(log["threshold"])
+        if on_fold_end is not None:
+            on_fold_end(k + 1, _running_score(spec, y, oof, fold_of, thresholds))
         maybe_simulate_kill("folds", k + 1)
     assert oof is not None
     metric = config.metric or primary_metric(spec)
@@ -438,4 +498,4 @@ def _cross_validate(frame, texts, y, n_folds, group_col, id_col, output, common)
     }
 
 
-__all__ = ["train_table"]
+__all__ = ["FoldData", "FoldEndHook", "FoldTrainHook", "train_table"]

@@ -22,6 +22,7 @@ from .atomic import read_json
 from .ensemble import check_method, check_weights, combine
 from .errors import InputError, missing_columns_error
 from .forecasting import forecast_frame, is_forecaster
+from .long_text import check_mode, long_text_raw
 from .outputs import check_output_file
 from .progress import Reporter
 from .submission import align_to_sample, check_unique_ids
@@ -191,6 +192,8 @@ def predict_frame(
     reporter: Reporter | None = None,
     batch_size: int = 64,
     threshold: float | None = None,
+    long_text: str | None = None,
+    tta: bool = False,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """(decoded predictions, one column per target; combined raw predictions).
 
@@ -198,8 +201,11 @@ def predict_frame(
     predictions are averaged first, then groups are combined by ``ensemble`` with one
     ``weights`` entry per group. Binary and multilabel predictions are cut at the models'
     fitted thresholds (their weighted mean), or at ``threshold`` when given. ``text`` names
-    the input column for models that have no table template.
+    the input column for models that have no table template. ``long_text`` (``head``,
+    ``head-tail``, ``windows``) predicts texts longer than a model's maximum length that way,
+    ``tta`` averages it with the plain prediction (see :mod:`mlxbert_kaggle.long_text`).
     """
+    check_mode(long_text, tta)
     reporter = reporter or Reporter()
     groups = [list(g) if isinstance(g, (list, tuple)) else [g] for g in models]
     flat = [m for g in groups for m in g]
@@ -215,6 +221,21 @@ def predict_frame(
             parts = []
             for m in group:
                 texts = _texts_for(m, frame, text, where)
+                if long_text is not None:
+                    parts.append(
+                        long_text_raw(
+                            m.model,
+                            m.tokenizer,
+                            texts,
+                            task=m.spec.task,
+                            max_length=m.max_length,
+                            mode=long_text,
+                            tta=tta,
+                            batch_size=batch_size,
+                        )
+                    )
+                    bar.advance(1, model=m.path.name)
+                    continue
                 parts.append(
                     predict_raw(
                         m.model,
@@ -258,14 +279,17 @@ def predict_file(
     overwrite: bool = False,
     each_fold: bool = False,
     threshold: float | None = None,
+    long_text: str | None = None,
+    tta: bool = False,
 ) -> dict[str, Any]:
     """``mlxbert predict``: write predictions for ``input_path`` to ``output_path``
     (atomically; an existing file only with ``overwrite``). With ``sample_submission`` the
     output has its columns and id order; the id column defaults to the sample's first column.
     ``proba`` adds the raw probabilities. ``weights``: one per model path (a CV run's folds
     are averaged into one model first, unless ``each_fold``). Everything is checked before
-    any model runs."""
+    any model runs. ``long_text`` / ``tta``: as in :func:`predict_frame`."""
     check_output_file(output_path, overwrite=overwrite)
+    check_mode(long_text, tta)
     groups = resolve_model_groups(model_paths, each_fold=each_fold)
     check_weights(weights, len(groups))
     sample = None
@@ -299,6 +323,8 @@ def predict_file(
         text=text,
         reporter=reporter,
         threshold=threshold,
+        long_text=long_text,
+        tta=tta,
     )
     parts = [frame[[id_col]].reset_index(drop=True)] if id_col else []
     parts.append(decoded)

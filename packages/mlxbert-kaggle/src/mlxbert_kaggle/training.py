@@ -68,6 +68,11 @@ class FitConfig:
 
     ``lr`` defaults to 5e-4 with LoRA (adapters need a larger step) and to the model preset's
     rate (5e-5 for unknown models) for full fine-tuning.
+
+    ``lora_rank`` replaces the LoRA preset's rank (alpha = 2 x rank); ``head_loss`` the
+    head's loss (``bce`` / ``focal`` for binary and multilabel heads, ``ce`` / ``focal`` for
+    multiclass, ``mse`` / ``mae`` / ``huber`` for regression; the head checks the name). Both are left out of :meth:`to_dict` while unset, so the settings of runs
+    that never used them read as before.
     """
 
     model: str = DEFAULT_MODEL
@@ -89,6 +94,8 @@ class FitConfig:
     metric: str | None = None
     fit_threshold: bool = True
     balance_labels: bool = True
+    lora_rank: int | None = None
+    head_loss: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -109,6 +116,8 @@ class FitConfig:
                 LoraConfig.preset(self.lora)
             except (KeyError, ValueError) as exc:
                 problems.append(f"--lora {self.lora!r}: {exc}")
+        if self.lora_rank is not None and (self.lora is None or self.lora_rank < 1):
+            problems.append("--lora-rank needs --lora and a rank >= 1")
         if self.metric is not None:
             known = {*METRICS, "f1_micro", "f1_macro"}
             if self.metric not in known:
@@ -131,7 +140,20 @@ class FitConfig:
         return TrainingConfig(**values, learning_rate=self.learning_rate())
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        return {k: v for k, v in values.items() if not (k in _UNSET_OMITTED and v is None)}
+
+    def lora_setting(self) -> Any:
+        """What the task-model layer's ``lora=`` takes: the preset name, or the preset with
+        this run's rank."""
+        if self.lora is None or self.lora_rank is None:
+            return self.lora
+        rank = int(self.lora_rank)
+        return LoraConfig.preset(self.lora, r=rank, alpha=2 * rank)
+
+
+#: FitConfig fields added later, omitted from ``to_dict`` while None.
+_UNSET_OMITTED = ("lora_rank", "head_loss")
 
 
 # ---------------------------------------------------------------------------- model pieces
@@ -160,7 +182,7 @@ def build_model(
             spec.task,
             num_labels=spec.num_outputs,
             labels=_labels_for_model(spec),
-            lora=config.lora,
+            lora=config.lora_setting(),
             quantize=config.quantize,
             pooling=config.pooling,
             max_length=config.max_length,
@@ -234,8 +256,10 @@ def fit_model(
     metric = config.metric or primary_metric(spec)
     decide = config.fit_threshold and spec.task in THRESHOLD_TASKS
     head_options = None
-    if spec.task == "multilabel" and config.balance_labels:
+    if spec.task == "multilabel" and config.balance_labels and config.head_loss != "focal":
         head_options = {"pos_weight": label_weights(y_train)}
+    if config.head_loss is not None:
+        head_options = {**(head_options or {}), "loss": config.head_loss}
 
     def scorer(head, outputs: np.ndarray) -> dict[str, float]:
         raw = raw_predictions(head, spec.task, outputs)

@@ -12,7 +12,15 @@ from .. import metrics as M
 from ..calibration import fit_temperature
 from ..losses import check_reduction, cross_entropy, multiclass_focal_loss
 from ..registry import register_head
-from ._base import TaskHead, count_argument, finite_float, labels_to_numpy, to_numpy
+from ._base import (
+    TaskHead,
+    any_true,
+    count_argument,
+    finite_float,
+    labels_to_numpy,
+    to_mx,
+    to_numpy,
+)
 
 MULTICLASS_LOSSES = ("ce", "focal")
 
@@ -76,13 +84,31 @@ class MulticlassClassificationHead(TaskHead):
         return self.output(self.features(features))
 
     def _targets(self, outputs: mx.array, targets: Any) -> mx.array:
+        soft = to_mx(targets)
+        if soft.ndim == 2 and soft.shape[1] == self.num_classes and self.num_classes > 1:
+            return self._soft_targets(outputs, soft)
         targets = self._target_vector(
             outputs,
             targets,
-            "multiclass targets must be class indices of shape (batch,)",
-            hint=" (one-hot targets: pass argmax)",
+            "multiclass targets must be class indices of shape (batch,) or class "
+            f"probabilities of shape (batch, {self.num_classes})",
         )
         return self._class_indices(targets, self.num_classes)
+
+    def _soft_targets(self, outputs: mx.array, targets: mx.array) -> mx.array:
+        """Class probabilities (batch, num_classes), e.g. a teacher's: rows in [0, 1] that
+        sum to 1. They train with cross-entropy only."""
+        self._check_batch(outputs, targets)
+        if self.loss_name == "focal":
+            raise ValueError("soft (probability) targets train with loss='ce', not focal")
+        targets = targets.astype(outputs.dtype)
+        if any_true((targets < 0) | (targets > 1)) or any_true(
+            mx.abs(targets.sum(axis=1) - 1) > 1e-3
+        ):
+            raise ValueError(
+                "soft multiclass targets must be probabilities: rows in [0, 1] summing to 1"
+            )
+        return targets
 
     def loss(self, outputs: mx.array, targets: Any, *, reduction: str = "mean") -> mx.array:
         check_reduction(reduction)

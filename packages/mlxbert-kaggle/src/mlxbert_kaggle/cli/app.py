@@ -8,15 +8,19 @@ from typing import Annotated
 import typer
 
 from . import (
+    cmd_adversarial,
     cmd_demo,
+    cmd_distill,
     cmd_explain,
     cmd_export,
     cmd_glue,
     cmd_kaggle,
     cmd_report,
     cmd_serve,
+    cmd_stack,
     cmd_tools,
     cmd_train,
+    cmd_tune,
 )
 from ._common import DEBUG_ENV, GuardedTyper
 
@@ -53,6 +57,10 @@ app.command("report")(cmd_report.report)
 app.command("explain")(cmd_explain.explain)
 app.command("export")(cmd_export.export)
 app.command("serve")(cmd_serve.serve)
+app.command("tune")(cmd_tune.tune)
+app.command("distill")(cmd_distill.distill)
+app.command("stack")(cmd_stack.stack)
+app.command("adv-validate")(cmd_adversarial.adv_validate)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -13,6 +14,8 @@ from ..cv import train_table
 from ..errors import InputError
 from ..predicting import predict_file
 from ..progress import RichReporter
+from ..pseudo import describe_rounds, run_folder, train_pseudo_labelled
+from ..stacking import is_stack, predict_stack_file
 from ..trackers import tracking_reporter
 from ..training import DEFAULT_MODEL, FitConfig
 from ._common import console, parse_floats, positive, use_device
@@ -115,6 +118,25 @@ def train(
     report: Annotated[
         bool, Opt("--report/--no-report", help="Write OUTPUT/report.html at the end.")
     ] = True,
+    lora_rank: Annotated[
+        int | None, Opt("--lora-rank", help="Rank of the --lora adapters (alpha = 2 x rank).")
+    ] = None,
+    head_loss: Annotated[
+        str | None, Opt("--head-loss", help="Head loss: bce|ce|focal|mse|mae|huber (by task).")
+    ] = None,
+    pseudo_label: Annotated[
+        Path | None,
+        Opt(
+            "--pseudo-label",
+            help="Unlabelled table: add its confident rows, per fold, and retrain.",
+        ),
+    ] = None,
+    pseudo_threshold: Annotated[
+        float, Opt("--pseudo-threshold", help="Confidence a pseudo-labelled row needs.")
+    ] = 0.95,
+    pseudo_rounds: Annotated[
+        int, Opt("--pseudo-rounds", help="Rounds of pseudo-labelling after the first training.")
+    ] = 1,
 ) -> None:
     """Fine-tune an encoder on a table: hold-out or K-fold CV, one model folder per fold."""
     positive(folds, "--folds", minimum=2)
@@ -137,11 +159,21 @@ def train(
         metric=metric,
         fit_threshold=fit_threshold,
         balance_labels=balance_labels,
+        lora_rank=lora_rank,
+        head_loss=head_loss,
     )
     reporter = tracking_reporter(
         RichReporter(), log_to, output, name=f"train {output.name}", config=config.to_dict()
     )
-    summary = train_table(
+    run = train_table
+    if pseudo_label is not None:
+        run = functools.partial(
+            train_pseudo_labelled,
+            unlabelled=pseudo_label,
+            threshold=pseudo_threshold,
+            rounds=pseudo_rounds,
+        )
+    summary = run(
         train,
         target=target,
         output=output,
@@ -168,7 +200,9 @@ def train(
     )
     reporter.close()
     console.print(_summary_line(summary, output), highlight=False)
-    report_after_training(output, report)
+    if "pseudo" in summary:
+        console.print(describe_rounds(summary), highlight=False, markup=False)
+    report_after_training(run_folder(output, summary), report)
 
 
 def predict(
@@ -199,10 +233,37 @@ def predict(
     ] = None,
     overwrite: Annotated[bool, Opt(help="Replace an existing --output file.")] = False,
     device: Annotated[str | None, Opt(help="cpu or gpu.")] = None,
+    long_text: Annotated[
+        str | None,
+        Opt("--long-text", help="Texts over the max length: head|head-tail|windows."),
+    ] = None,
+    tta: Annotated[
+        bool, Opt(help="Average the --long-text variant with the plain prediction.")
+    ] = False,
 ) -> None:
-    """Predict a table with trained model folder(s); several (or CV folds) form an ensemble."""
+    """Predict a table with trained model folder(s); several (or CV folds) form an ensemble.
+
+    A folder written by `mlxbert stack` predicts through its meta-model."""
     use_device(device)
     started = time.perf_counter()
+    if len(model) == 1 and is_stack(model[0]):
+        if weights or each_fold or ensemble != "mean" or long_text or threshold is not None:
+            raise InputError(
+                "a stack combines its runs itself: --weights, --each-fold, --ensemble, "
+                "--threshold and --long-text do not apply"
+            )
+        result = predict_stack_file(
+            model[0],
+            input,
+            output,
+            id_col=id_col,
+            sample_submission=sample_submission,
+            proba=proba,
+            overwrite=overwrite,
+            reporter=RichReporter(),
+        )
+        _done(result, output, started)
+        return
     result = predict_file(
         model,
         input,
@@ -217,7 +278,13 @@ def predict(
         overwrite=overwrite,
         each_fold=each_fold,
         threshold=threshold,
+        long_text=long_text,
+        tta=tta,
     )
+    _done(result, output, started)
+
+
+def _done(result: dict, output: Path, started: float) -> None:
     console.print(
         f"[bold green]done:[/] {result['rows']} predictions from {len(result['models'])} "
         f"model(s) written to {output} ({time.perf_counter() - started:.1f} s)",
