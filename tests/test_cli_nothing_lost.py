@@ -92,6 +92,20 @@ class _Call:
         return (self.func, self.args)
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_modules():
+    """The malicious-pickle tests pickle under torch's module names with stand-in modules;
+    they must not outlive the test (libraries that look for torch in ``sys.modules``, such as
+    tensorboardX, would find a module without ``torch.Tensor``)."""
+    saved = {name: sys.modules.get(name) for name in ("torch", "torch._utils")}
+    yield
+    for name, module in saved.items():
+        if module is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = module
+
+
 def _rebuild_with(inner) -> _Call:
     """``torch._utils._rebuild_tensor_v2(<inner>, ...)``: a payload hidden in the arguments of
     the call that rebuilds tensors (pickled under torch's names, without torch)."""

@@ -74,7 +74,8 @@ def test_glue_finetune_report_and_tensorboard(tmp_path):
     sentences = {str(t).strip() for t in dev["sentence"]}
     assert errors and all(row[-1].strip() in sentences for row in errors)
     events = list((out / "tensorboard" / "sst2-seed-1").glob("events.out.tfevents.*"))
-    assert events and struct.unpack("<Q", events[0].read_bytes()[:8])[0] > 0
+    assert events, result.output
+    assert struct.unpack("<Q", events[0].read_bytes()[:8])[0] > 0
 
 
 @pytest.mark.skipif(not (SHARED / "glue").is_dir(), reason="GLUE files not found")

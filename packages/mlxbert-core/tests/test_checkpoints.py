@@ -137,6 +137,20 @@ def test_tensor_reading_past_its_storage_is_an_error(tmp_path, write_torch_zip):
 # -- refusals ------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_modules():
+    """The malicious-pickle tests pickle under torch's module names with stand-in modules;
+    they must not outlive the test (libraries that look for torch in ``sys.modules``, such as
+    tensorboardX, would find a module without ``torch.Tensor``)."""
+    saved = {name: sys.modules.get(name) for name in ("torch", "torch._utils")}
+    yield
+    for name, module in saved.items():
+        if module is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = module
+
+
 class _Evil:
     def __init__(self, func, arg):
         self.func, self.arg = func, arg
