@@ -61,6 +61,11 @@ def gradient_x_input(model: Any, inputs: dict[str, Any], output: int, vocab_size
     0 for a single output): ``|sum_d dy/de_td * e_td|``, normalised to sum to 1."""
     parent, attribute, module = token_embedding(model.encoder, vocab_size)
     offset = _Offset()
+    # The offset enters the forward as a closure value, which a compiled forward cannot
+    # take a gradient through: the encoder runs eager for this call.
+    compiled = getattr(model.encoder, "forward_compiled", False)
+    if compiled:
+        model.encoder.compile_forward(False)
     setattr(parent, attribute, _ShiftedEmbedding(module, offset))
     try:
         model(**inputs)
@@ -77,6 +82,8 @@ def gradient_x_input(model: Any, inputs: dict[str, Any], output: int, vocab_size
         values = np.array(scores.astype(mx.float32), dtype=np.float64)
     finally:
         setattr(parent, attribute, module)
+        if compiled:
+            model.encoder.compile_forward(True)
     total = values.sum()
     return values / total if total > 0 else values
 
