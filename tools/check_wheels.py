@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 ALLOWED = {
-    "mlxbert-core": set(),
+    "mlxbert-core": {"mlxbert-quant"},  # the one quantized layer (mlx-only)
     "mlxbert-heads": set(),
     "mlxbert-lora": set(),
     "mlxbert-quant": set(),
