@@ -17,6 +17,7 @@ from mlxbert_kaggle.report import load_run, write_report
 from mlxbert_kaggle.report.write import MANIFEST
 
 from .report_helpers import Report, png_size
+from .test_thresholds_timeseries import sales
 
 WORDS = {0: "awful dull bad", 1: "great fun good", 2: "odd plain flat"}
 FAST = dict(epochs=2, batch_size=16, max_length=32, compile=False)
@@ -227,3 +228,31 @@ def test_output_rules(runs, tmp_path):
     assert stat.S_IMODE(mine.stat().st_mode) & 0o044 == 0o044  # the umask's mode, not 0600
     with pytest.raises(InputError, match="no finished run"):
         write_report(tmp_path)
+
+
+def test_forecasting_report(tmp_path, request):
+    run = tmp_path / "ts"
+    fit(
+        sales(),
+        target="sales",
+        task="timeseries",
+        time_col="date",
+        group_col="shop",
+        horizon=2,
+        history=3,
+        text=["notes"],
+        output=run,
+        model=str(request.path.parent / "fixtures" / "tiny-bert"),
+        valid_fraction=0.2,
+        epochs=1,
+        batch_size=16,
+        max_length=24,
+    )
+    files = write_report(run)
+    page = _check_files(files)
+    assert "regression" in files.figures
+    metrics = read_json(run / "metrics.json")
+    agreement = {r["metric"]: r for r in page.rows("agreement")}
+    assert {"rmse", "mae"} <= set(agreement)
+    for name, row in agreement.items():
+        assert _close(row["counted from these predictions"], metrics["metrics"][name])

@@ -17,6 +17,7 @@ from ..scoring import greater_is_better
 from ..tables import read_table
 from ..targets import TargetSpec
 from ..template import TextTemplate
+from ..timeseries import TimeSeriesSpec
 from .fits import EXAMPLES_FILE, OUTPUTS_FILE, fit_timings, fitted_state, read_curve
 from .summary import CLASSIFICATION, PartScore, Predictions, RunSummary
 
@@ -49,7 +50,29 @@ def _per_row(rows_of_fit: list[np.ndarray], values: list[Any], n: int) -> list[A
     return out
 
 
+def _forecasts(path: Path, data: dict[str, Any], notes: list[str]) -> Predictions | None:
+    """A forecasting run's validation rows: every horizon step as one regression target."""
+    spec = TimeSeriesSpec.from_dict(data["timeseries"])
+    table_path = path / "valid_predictions.csv"
+    if not table_path.is_file():
+        notes.append(f"{table_path.name} is missing: the prediction sections are left out")
+        return None
+    frame = read_table(table_path, what="predictions")
+    columns = spec.output_columns
+    return Predictions(
+        task="regression",
+        labels=columns,
+        truth=frame[[f"true_{c}" for c in columns]].to_numpy(dtype=np.float64),
+        predicted=frame[columns].to_numpy(dtype=np.float64),
+        source="validation predictions (the last rows of each series)",
+        reference=dict(data.get("metrics") or {}),
+        reference_source="metrics.json (metrics)",
+    )
+
+
 def _predictions(path: Path, data: dict[str, Any], settings: dict[str, Any], notes: list[str]):
+    if "timeseries" in data:
+        return _forecasts(path, data, notes)
     spec = TargetSpec.from_dict(data["target"])
     cv = data["mode"] == "cv"
     table_path = path / ("oof.csv" if cv else "valid_predictions.csv")
@@ -136,8 +159,16 @@ def _template_text(template: dict[str, Any]) -> str | None:
         return None
 
 
+def _target(data: dict[str, Any]) -> dict[str, Any]:
+    """The target record of ``metrics.json``; a forecasting run's as a regression target."""
+    if "timeseries" in data:
+        spec = TimeSeriesSpec.from_dict(data["timeseries"])
+        return {"columns": spec.output_columns, "task": "timeseries"}
+    return data.get("target") or {}
+
+
 def _flat_settings(data: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    target = data.get("target") or {}
+    target = _target(data)
     out: dict[str, Any] = {
         "mode": data["mode"],
         "folds": settings.get("folds"),
@@ -170,11 +201,11 @@ def load_table_run(path: Path) -> RunSummary:
         for f in data.get("folds") or []
     ]
     predictions = _predictions(path, data, settings, notes)
-    task = (data.get("target") or {}).get("task", "")
+    task = _target(data).get("task", "")
     return RunSummary(
         kind=data["mode"],
         path=path,
-        title=f"{', '.join((data.get('target') or {}).get('columns') or [])} ({task}): "
+        title=f"{', '.join(_target(data).get('columns') or [])} ({task}): "
         f"{(data.get('config') or {}).get('model')}",
         task=task,
         metric=metric,
