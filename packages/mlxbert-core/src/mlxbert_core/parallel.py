@@ -5,8 +5,7 @@ use more (OpenBLAS's threads). On a small CPU the softmax, GELU and layer norm o
 therefore run on one core while the others wait. :func:`parallel_forward` instead splits the
 batch into as many slices as there are cores, runs each slice's forward on its own MLX CPU
 stream with OpenBLAS on one thread, and joins the outputs: every part of the forward then
-runs in parallel. On a 2-core x86-64 CPU this measured 1.1-1.5x the throughput of the plain
-forward for MiniLM- and BERT-base-sized encoders (``tools/bench/encoder.py``). The
+runs in parallel (measured with ``tools/bench/encoder.py``; figures in docs/BENCHMARKS.md). The
 encoders' default (compiled) inference call does the same through :func:`split_call`;
 :func:`parallel_forward` does it for any model call.
 

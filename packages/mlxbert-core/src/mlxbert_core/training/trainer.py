@@ -214,12 +214,11 @@ class Trainer:
     def _average(self, grads: Any, loss: mx.array) -> tuple[Any, mx.array]:
         """The gradients and the loss, each averaged over the ranks.
 
-        The loss travels in the gradients' all-reduce rather than in one of its own. On four
-        H200 GPUs (BERT-base, bf16, 32 x 512 per GPU) a separate one-number all-reduce per
-        step, with no gradient traffic at all, took the step from 35.5-35.8 ms to 41.7-47.7 ms;
-        sent along with the gradients, the whole 4-GPU step went from 46-51 ms to 39-42 ms.
-        Gradients sent in a reduced dtype keep the separate all-reduce, so that the loss stays
-        float32.
+        The loss travels in the gradients' all-reduce rather than in one of its own: a
+        separate one-number all-reduce per step is a synchronisation of its own, which cost
+        more than the gradients' traffic on multi-GPU hosts (docs/BENCHMARKS.md, Data
+        parallel). Gradients sent in a reduced dtype keep the separate all-reduce, so that the
+        loss stays float32.
         """
         if self.world_size == 1:
             return grads, loss

@@ -105,9 +105,9 @@ class BatchStats:
 
 
 #: What one more forward costs, in padded tokens: a forward's fixed work (building MLX's
-#: graph in Python, small matrix products) against the work of one token, from forward
-#: timings of all-MiniLM-L6-v2 on a 2-core x86-64 CPU (60-90 tokens). Splitting a batch
-#: pays when it saves more padding than this.
+#: graph in Python, small matrix products) against the work of one token, estimated from
+#: MiniLM forward timings on a small CPU (docs/BENCHMARKS.md, Serving: fewer, fuller
+#: forwards were slower). Splitting a batch pays when it saves more padding than this.
 FORWARD_COST_TOKENS = 64
 
 

@@ -74,6 +74,13 @@ class ServedModel:
     def __post_init__(self) -> None:
         if self.loop_tokenizer is None:
             self.loop_tokenizer = copy.deepcopy(self.tokenizer)
+        # A server's forwards come in every batch size and length. On a CPU, where widths are
+        # not rounded, the compiled forward would trace (and keep) one graph per shape; the
+        # eager forward is as fast there on this traffic (docs/BENCHMARKS.md, Serving).
+        if mx.default_device().type == mx.DeviceType.cpu and callable(
+            getattr(self.encoder, "compile_forward", None)
+        ):
+            self.encoder.compile_forward(False)
         self.embed_max_length = _embedding_max_length(self.encoder, self.tokenizer)
 
     # -- what it is -------------------------------------------------------------------------
