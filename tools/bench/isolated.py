@@ -17,6 +17,8 @@ GPU float32 is like for like: ``--fp32-mode tf32`` lets both sides use TF32 tens
     python tools/bench/isolated.py encoder --device cpu --models minilm,bert-base \\
         --grid 16x128,8x512 --runs 3 --torch-python /path/to/torch/python --json enc.json
     python tools/bench/isolated.py train --device cpu --models minilm --grid 8x128 --runs 3
+    python tools/bench/isolated.py neighbour --models bert-base --grid 16x128 --runs 6 \\
+        --torch-python /path/to/python/with/torch/and/mlx
     python3 tools/bench/isolated.py encoder --device gpu --dtypes bfloat16,float32 \\
         --grid 128x128,32x512 --json enc-gpu.json
 """
@@ -96,6 +98,8 @@ def side_mlx(args) -> dict:
 
 def side_torch(args) -> dict:
     sys.path.insert(0, str(HERE))
+    if args.path == "beside-mlxbert":  # PyTorch in a process that imported mlxbert first
+        import mlxbert_core  # noqa: F401
     import numpy as np
     import torch_side
 
@@ -142,9 +146,52 @@ def _load() -> float:
         return -1.0
 
 
+def neighbour(args) -> None:
+    """PyTorch's encoder inference in a process of its own, alone and after ``import
+    mlxbert_core``, alternating; the ratio is beside / alone in sequences/s."""
+    args.iters = args.iters or 5
+    args.warmup = args.warmup or 2
+    args.steps = args.steps or 2
+    folder = Path(tempfile.mkdtemp(prefix="mlxbert-neighbour-"))
+    rows = []
+    for model in args.models.split(","):
+        for cell in (args.grid or "16x128").split(","):
+            batch, seq = (int(v) for v in cell.lower().split("x"))
+            inputs = folder / f"encoder-{batch}x{seq}.npz"
+            _inputs(inputs, batch, seq)
+            runs: dict[str, list[float]] = {"alone": [], "beside-mlxbert": []}
+            loads = []
+            for r in range(args.runs):
+                order = ("alone", "beside-mlxbert") if r % 2 == 0 else ("beside-mlxbert", "alone")
+                for path in order:
+                    loads.append(_load())
+                    out = _side(args, "torch", model, "float32", "default", inputs, path)
+                    runs[path].append(batch / statistics.median(out["times"]))
+            row = {
+                "model": model, "batch": batch, "seq": seq, "runs_seq_per_s": runs,
+                "median_ratio": statistics.median(runs["beside-mlxbert"])
+                / statistics.median(runs["alone"]),
+                "best_ratio": max(runs["beside-mlxbert"]) / max(runs["alone"]),
+                "load_1min": loads,
+            }  # fmt: skip
+            rows.append(row)
+            print(
+                f"neighbour {model} {batch}x{seq}: PyTorch alone "
+                f"{statistics.median(runs['alone']):.2f} seq/s, beside mlxbert "
+                f"{statistics.median(runs['beside-mlxbert']):.2f}; median ratio "
+                f"{row['median_ratio']:.3f}, best {row['best_ratio']:.3f} "
+                f"(load {min(loads)}-{max(loads)})",
+                flush=True,
+            )
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["encoder", "train", "side-mlx", "side-torch"])
+    parser.add_argument(
+        "command", choices=["encoder", "train", "neighbour", "side-mlx", "side-torch"]
+    )
     parser.add_argument("--work", default="encoder", choices=["encoder", "train"])  # a side's
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--models", default="minilm,bert-base")
@@ -164,6 +211,9 @@ def main() -> None:
     parser.add_argument("--torch-python", default=sys.executable)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if args.command == "neighbour":
+        args.work = "encoder"
+        return neighbour(args)
     if not args.command.startswith("side-"):
         args.work = args.command
     gpu = args.device == "gpu"
