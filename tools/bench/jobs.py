@@ -155,6 +155,9 @@ def _finetune_cmd(args, side: str, train: Path, dev: Path, out: Path, epochs: in
                 "--epochs", str(epochs), "--batch-size", str(args.batch_size),
                 "--max-length", str(args.max_length), "--lr", str(args.lr),
                 "--seed", "0", "--output", str(out), "--overwrite",
+                # transformers' recipe: the [CLS] pooler, and the decision at 0.5 (a threshold
+                # fitted on the dev set would score the dev set optimistically)
+                "--pooling", "auto", "--no-fit-threshold", "--no-report",
                 "--device", args.device]  # fmt: skip
     return [args.torch_python, str(SIDES), "finetune-torch", "--train", str(train),
             "--valid", str(dev), "--model", args.model, "--epochs", str(epochs),
@@ -196,7 +199,7 @@ def job_finetune(args, work: Path, log: Path) -> dict:
         if side == "mlx":
             metrics = json.loads((out / "metrics.json").read_text())
             epochs = metrics.get("epochs") or [{}]
-            result = {"accuracy": _mlx_accuracy(out), "train_s": epochs[0].get("seconds")}
+            result = {"accuracy": _mlx_accuracy(out), "train_s": epochs[0].get("train_seconds")}
         result.update(process_s=wall, seconds=wall, load=load)
         runs[side].append(result)
         print(f"finetune {side} {tag}: {wall:.1f} s, acc {result.get('accuracy')}, load {load}")

@@ -9,8 +9,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from mlxbert_kaggle import InputError, TablePredictor, cross_validate, fit
+from mlxbert_kaggle.cli import app
 
 FAST = {"epochs": 2, "batch_size": 16, "max_length": 24, "lr": 3e-3}
 WORDS = ["fire", "flood", "music", "storm", "food", "police"]
@@ -184,3 +186,24 @@ def test_forecasting_needs_numeric_targets(tmp_path, tiny_bert):
             model=tiny_bert,
             **FAST,
         )
+
+
+def test_forecasting_through_the_cli(tmp_path, tiny_bert):
+    table = tmp_path / "sales.csv"
+    sales(30).to_csv(table, index=False)
+    run = tmp_path / "run"
+    args = ["train", "--train", str(table), "--task", "timeseries", "--target", "sales"]
+    args += ["--time-col", "date", "--group-col", "shop", "--horizon", "2", "--history", "3"]
+    args += ["--text", "notes", "--model", tiny_bert, "--epochs", "1", "--max-length", "16"]
+    result = CliRunner().invoke(app, [*args, "--no-report", "--output", str(run)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "metrics.json").read_text())["metric"] == "mape"
+    out = tmp_path / "forecast.csv"
+    result = CliRunner().invoke(
+        app, ["predict", "--model", str(run), "--input", str(table), "--output", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    forecast = pd.read_csv(out)
+    assert list(forecast.columns) == ["date", "shop", "sales_1", "sales_2"] and len(forecast) == 60
+    bad = CliRunner().invoke(app, [*args[:-4], "--horizon", "0", "--output", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--horizon" in bad.output and not (tmp_path / "x").exists()
