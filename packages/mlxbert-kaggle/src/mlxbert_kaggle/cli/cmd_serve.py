@@ -75,8 +75,10 @@ def serve(
         str, Opt("--log-level", help="critical, error, warning, info or debug.")
     ] = _D.log_level,
 ) -> None:
-    """Serve classifiers and embedders over HTTP: /predict, /embed, /v1/embeddings (OpenAI),
-    /tokenize, /health, /info, /metrics; API docs at /docs. Stops on SIGTERM / Ctrl-C."""
+    """Serve classifiers and embedders over HTTP, with dynamic batching and a cache.
+
+    Routes: /predict, /embed, /v1/embeddings (OpenAI), /tokenize, /health, /info, /metrics;
+    API docs at /docs. Stops on SIGTERM / Ctrl-C."""
     settings = glue_serve.ServeSettings(
         host=host,
         port=port,
