@@ -92,23 +92,10 @@ class _Call:
         return (self.func, self.args)
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_modules():
-    """The malicious-pickle tests pickle under torch's module names with stand-in modules;
-    they must not outlive the test (libraries that look for torch in ``sys.modules``, such as
-    tensorboardX, would find a module without ``torch.Tensor``)."""
-    saved = {name: sys.modules.get(name) for name in ("torch", "torch._utils")}
-    yield
-    for name, module in saved.items():
-        if module is None:
-            sys.modules.pop(name, None)
-        else:
-            sys.modules[name] = module
-
-
-def _rebuild_with(inner) -> _Call:
+def _rebuild_with(inner, monkeypatch) -> _Call:
     """``torch._utils._rebuild_tensor_v2(<inner>, ...)``: a payload hidden in the arguments of
-    the call that rebuilds tensors (pickled under torch's names, without torch)."""
+    the call that rebuilds tensors (pickled under torch's names, without torch; the stand-in
+    modules live for the test only)."""
     module = types.ModuleType("torch._utils")
 
     def _rebuild_tensor_v2(*args):  # pragma: no cover - only its name is pickled
@@ -117,8 +104,9 @@ def _rebuild_with(inner) -> _Call:
     _rebuild_tensor_v2.__module__ = "torch._utils"
     _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
     module._rebuild_tensor_v2 = _rebuild_tensor_v2
-    sys.modules.setdefault("torch", types.ModuleType("torch"))
-    sys.modules["torch._utils"] = module
+    if "torch" not in sys.modules:
+        monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))
+    monkeypatch.setitem(sys.modules, "torch._utils", module)
     return _Call(_rebuild_tensor_v2, inner, 0, (2,), (1,), False)
 
 
@@ -231,7 +219,7 @@ def test_demo_never_replaces_a_folder_it_was_not_asked_to(tmp_path):
     assert not list(tmp_path.glob(".*"))  # no work folder left beside it
 
 
-def _payload(kind: str, marker: Path):
+def _payload(kind: str, marker: Path, monkeypatch):
     if kind == "os.system":
         return _Call(os.system, f"touch {marker}")
     if kind == "posix.system":
@@ -240,7 +228,7 @@ def _payload(kind: str, marker: Path):
         return _Call(posix.system, f"touch {marker}")
     if kind == "builtins.eval":
         return _Call(eval, f"open({str(marker)!r}, 'w').close()")
-    return _rebuild_with(_Call(os.system, f"touch {marker}"))
+    return _rebuild_with(_Call(os.system, f"touch {marker}"), monkeypatch)
 
 
 # Each payload through a different command (the library refuses each one in every reader:
@@ -254,9 +242,9 @@ def _payload(kind: str, marker: Path):
         ("in a tensor rebuild", "glue finetune"),
     ],
 )
-def test_malicious_checkpoints_are_refused(tmp_path, kind, command):
+def test_malicious_checkpoints_are_refused(tmp_path, kind, command, monkeypatch):
     marker = tmp_path / "executed"
-    model = _unsafe_folder(tmp_path, _payload(kind, marker))
+    model = _unsafe_folder(tmp_path, _payload(kind, marker, monkeypatch))
     reviews().to_csv(tmp_path / "train.csv", index=False)
     out_dir = tmp_path / "run"
     args = {
@@ -275,8 +263,8 @@ def test_malicious_checkpoints_are_refused(tmp_path, kind, command):
     assert not out_dir.exists() and not (tmp_path / "e.npy").exists()  # nothing half-made
 
 
-def test_a_failed_train_leaves_nothing_that_blocks_the_corrected_run(tmp_path):
-    model = _unsafe_folder(tmp_path, _payload("os.system", tmp_path / "executed"))
+def test_a_failed_train_leaves_nothing_that_blocks_the_corrected_run(tmp_path, monkeypatch):
+    model = _unsafe_folder(tmp_path, _payload("os.system", tmp_path / "executed", monkeypatch))
     reviews().to_csv(tmp_path / "train.csv", index=False)
     args = ["train", "--train", tmp_path / "train.csv", "--target", "label", "--text", "text",
             "--output", tmp_path / "run"]  # fmt: skip

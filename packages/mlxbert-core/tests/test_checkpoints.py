@@ -137,20 +137,6 @@ def test_tensor_reading_past_its_storage_is_an_error(tmp_path, write_torch_zip):
 # -- refusals ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_modules():
-    """The malicious-pickle tests pickle under torch's module names with stand-in modules;
-    they must not outlive the test (libraries that look for torch in ``sys.modules``, such as
-    tensorboardX, would find a module without ``torch.Tensor``)."""
-    saved = {name: sys.modules.get(name) for name in ("torch", "torch._utils")}
-    yield
-    for name, module in saved.items():
-        if module is None:
-            sys.modules.pop(name, None)
-        else:
-            sys.modules[name] = module
-
-
 class _Evil:
     def __init__(self, func, arg):
         self.func, self.arg = func, arg
@@ -159,9 +145,10 @@ class _Evil:
         return (self.func, (self.arg,))
 
 
-def _hidden_in_a_tensor_rebuild(inner):
+def _hidden_in_a_tensor_rebuild(inner, monkeypatch):
     """``torch._utils._rebuild_tensor_v2(<inner>, ...)``, pickled under torch's names without
-    torch: the payload sits in the arguments of the call that rebuilds a tensor."""
+    torch: the payload sits in the arguments of the call that rebuilds a tensor. The stand-in
+    modules live for the test only (tensorboardX, for one, takes any ``torch`` for torch)."""
     import types
 
     def _rebuild_tensor_v2(*args):  # pragma: no cover - only its name is pickled
@@ -171,8 +158,9 @@ def _hidden_in_a_tensor_rebuild(inner):
     _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
     module = types.ModuleType("torch._utils")
     module._rebuild_tensor_v2 = _rebuild_tensor_v2
-    sys.modules.setdefault("torch", types.ModuleType("torch"))
-    sys.modules["torch._utils"] = module
+    if "torch" not in sys.modules:
+        monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))
+    monkeypatch.setitem(sys.modules, "torch._utils", module)
 
     class Rebuild:
         def __reduce__(self):
@@ -182,7 +170,7 @@ def _hidden_in_a_tensor_rebuild(inner):
 
 
 @pytest.mark.parametrize("kind", ["os.system", "posix.system", "builtins.eval", "rebuild"])
-def test_malicious_pickle_is_refused_and_not_executed(tmp_path, kind):
+def test_malicious_pickle_is_refused_and_not_executed(tmp_path, kind, monkeypatch):
     marker = tmp_path / "executed"
     if kind in ("os.system", "rebuild"):
         payload = _Evil(os.system, f"touch {marker}")
@@ -196,7 +184,7 @@ def test_malicious_pickle_is_refused_and_not_executed(tmp_path, kind):
         payload = _Evil(builtins.eval, f"open({str(marker)!r}, 'w').close()")
         expected = "builtins.eval"
     if kind == "rebuild":
-        payload = _hidden_in_a_tensor_rebuild(payload)
+        payload = _hidden_in_a_tensor_rebuild(payload, monkeypatch)
     path = tmp_path / "pytorch_model.bin"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("archive/data.pkl", pickle.dumps({"w": payload}, protocol=2))
