@@ -11,6 +11,7 @@ import pytest
 
 import mlxbert_core as mb
 from mlxbert_core import parallel
+from mlxbert_core.models._layers import CompiledForward
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOL = 1e-4  # the fixtures' tolerance on last_hidden_state
@@ -125,3 +126,17 @@ def test_default_call_follows_plain_attribute_changes():
     eager = np.array(model.compile_forward(False)(ids).last_hidden_state)
     np.testing.assert_allclose(changed, eager, atol=1e-5)
     assert np.abs(changed - before).max() > 1e-3
+
+
+def test_eager_forward_is_scoped_and_restores_the_setting():
+    class Probe(CompiledForward):
+        pass
+
+    probe = Probe().compile_forward(True, check_mx_inputs=False)
+    with probe.eager_forward() as inside:
+        assert inside is probe and not probe.forward_compiled
+    assert probe.forward_compiled and probe._check_mx_inputs is False
+    probe.compile_forward(False)
+    with probe.eager_forward():
+        assert not probe.forward_compiled
+    assert not probe.forward_compiled

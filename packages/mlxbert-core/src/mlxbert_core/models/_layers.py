@@ -7,9 +7,10 @@ and no row whose softmax is taken over nothing but masked scores.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import mlx.core as mx
@@ -432,7 +433,8 @@ class CompiledForward:
     cores the batch is also split into one slice per core (:func:`mlxbert_core.parallel.
     split_call`). The model's parameters are passed to the compiled function as implicit
     inputs, so weight updates (loading, ``set_dtype``, training) are picked up. ``mx.compile``
-    traces once per input shape. ``compile_forward(False)`` turns it off (the eager forward);
+    traces once per input shape. ``compile_forward(False)`` turns it off (the eager forward),
+    ``with model.eager_forward():`` for a block;
     training mode always runs eager.
     """
 
@@ -454,6 +456,18 @@ class CompiledForward:
     @property
     def forward_compiled(self) -> bool:
         return self._forward_compiled is not False
+
+    @contextlib.contextmanager
+    def eager_forward(self) -> Iterator[Any]:
+        """The eager forward for the calls inside the ``with`` block, then the setting as it
+        was: for transformations of a call that closes over arrays the compiled forward
+        does not take as inputs (``mx.grad`` through a hook on the embeddings)."""
+        saved = self._forward_compiled
+        self._forward_compiled = False
+        try:
+            yield self
+        finally:
+            self._forward_compiled = saved
 
     def _use_compiled(self, plain: bool) -> bool:
         return plain and self.forward_compiled and not self.training

@@ -10,6 +10,7 @@ token is ``|gradient · embedding|`` (normalised to sum to 1).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import mlx.core as mx
@@ -63,27 +64,24 @@ def gradient_x_input(model: Any, inputs: dict[str, Any], output: int, vocab_size
     offset = _Offset()
     # The offset enters the forward as a closure value, which a compiled forward cannot
     # take a gradient through: the encoder runs eager for this call.
-    compiled = getattr(model.encoder, "forward_compiled", False)
-    if compiled:
-        model.encoder.compile_forward(False)
+    eager = getattr(model.encoder, "eager_forward", contextlib.nullcontext)
     setattr(parent, attribute, _ShiftedEmbedding(module, offset))
     try:
-        model(**inputs)
-        embeddings = offset.seen
-        assert embeddings is not None
+        with eager():
+            model(**inputs)
+            embeddings = offset.seen
+            assert embeddings is not None
 
-        def chosen(delta: mx.array) -> mx.array:
-            offset.delta = delta
-            values = model(**inputs)
-            return values.reshape(values.shape[0], -1)[0, output]
+            def chosen(delta: mx.array) -> mx.array:
+                offset.delta = delta
+                values = model(**inputs)
+                return values.reshape(values.shape[0], -1)[0, output]
 
-        grad = mx.grad(chosen)(mx.zeros(embeddings.shape, dtype=embeddings.dtype))
-        scores = mx.abs(mx.sum(grad * embeddings, axis=-1))[0]
-        values = np.array(scores.astype(mx.float32), dtype=np.float64)
+            grad = mx.grad(chosen)(mx.zeros(embeddings.shape, dtype=embeddings.dtype))
+            scores = mx.abs(mx.sum(grad * embeddings, axis=-1))[0]
+            values = np.array(scores.astype(mx.float32), dtype=np.float64)
     finally:
         setattr(parent, attribute, module)
-        if compiled:
-            model.encoder.compile_forward(True)
     total = values.sum()
     return values / total if total > 0 else values
 
