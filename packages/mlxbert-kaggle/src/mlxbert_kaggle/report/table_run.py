@@ -167,8 +167,9 @@ def _target(data: dict[str, Any]) -> dict[str, Any]:
     return data.get("target") or {}
 
 
-def _flat_settings(data: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    target = _target(data)
+def _flat_settings(
+    data: dict[str, Any], target: dict[str, Any], settings: dict[str, Any]
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "mode": data["mode"],
         "folds": settings.get("folds"),
@@ -201,11 +202,12 @@ def load_table_run(path: Path) -> RunSummary:
         for f in data.get("folds") or []
     ]
     predictions = _predictions(path, data, settings, notes)
-    task = _target(data).get("task", "")
+    target = _target(data)
+    task = target.get("task", "")
     return RunSummary(
         kind=data["mode"],
         path=path,
-        title=f"{', '.join(_target(data).get('columns') or [])} ({task}): "
+        title=f"{', '.join(target.get('columns') or [])} ({task}): "
         f"{(data.get('config') or {}).get('model')}",
         task=task,
         metric=metric,
@@ -223,7 +225,7 @@ def load_table_run(path: Path) -> RunSummary:
         part_std=dict(data.get("fold_std") or {}),
         curves=curves,
         predictions=predictions,
-        settings=_flat_settings(data, settings),
+        settings=_flat_settings(data, target, settings),
         timings=fit_timings(data.get("seconds"), curves),
         notes=notes,
     )
