@@ -189,7 +189,8 @@ class Trainer:
         if not update:
             # Every rank reports the loss of the global batch: one scalar all-reduce.
             return distributed.mean_over_ranks(loss, self.group), grads, mx.array(0.0)
-        grads = tree_map(lambda g: g / count, grads)
+        if has_accum:  # without an accumulator the count is 1: no pass over the gradients
+            grads = tree_map(lambda g: g / count, grads)
         if in_backward:
             done, rest = overlap.split_reduced(grads, self._reduced_paths)
             rest, loss = self._average(tree_unflatten(rest), loss)
