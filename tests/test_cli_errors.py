@@ -280,3 +280,52 @@ def test_kaggle_submit_says_what_is_missing(tmp_path, monkeypatch):
 def test_help_everywhere(command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_precision_and_dtype_are_checked_before_work(trained, tmp_path):
+    root, _ = trained
+    table(4).to_csv(tmp_path / "test.csv", index=False)
+    result = invoke(
+        "train", "--train", tmp_path / "test.csv", "--target", "label", "--text", "text",
+        "--output", tmp_path / "run", "--precision", "fp8", *FAST,
+    )  # fmt: skip
+    assert_clean_error(result, "--precision 'fp8': use one of float32, bfloat16, float16")
+    assert not (tmp_path / "run").exists()
+    result = invoke(
+        "predict", "--model", root / "run", "--input", tmp_path / "test.csv",
+        "--output", tmp_path / "pred.csv", "--dtype", "half",
+    )  # fmt: skip
+    assert_clean_error(result, "--dtype 'half': use one of float32, bfloat16, float16")
+    assert not (tmp_path / "pred.csv").exists()
+
+
+def test_bfloat16_training_and_prediction(trained, tmp_path):
+    """``--precision bfloat16`` trains in mixed precision (float32 master weights, so the saved
+    model is float32) and records the precision, so a float32 resume is refused;
+    ``predict --dtype bfloat16`` gives the float32 probabilities to bfloat16's precision."""
+    root, _ = trained
+    df = table(24)
+    df.to_csv(tmp_path / "train.csv", index=False)
+    args = ["train", "--train", tmp_path / "train.csv", "--target", "label", "--text", "text",
+            "--output", tmp_path / "run", *FAST]  # fmt: skip
+    result = invoke(*args, "--precision", "bfloat16")
+    assert result.exit_code == 0, result.output
+    log = json.loads(next((tmp_path / "run").rglob("log.json")).read_text())
+    assert "bfloat16" in json.dumps(log)
+    meta = json.loads(next((tmp_path / "run").rglob("config.json")).read_text())
+    assert meta.get("torch_dtype", meta.get("dtype", "float32")) == "float32"
+    assert_clean_error(invoke(*args, "--resume"), "holds a run with other settings")
+
+    df.drop(columns=["label"]).to_csv(tmp_path / "test.csv", index=False)
+    probs = {}
+    for dtype in ("float32", "bfloat16"):
+        out = tmp_path / f"pred-{dtype}.csv"
+        result = invoke(
+            "predict", "--model", root / "run", "--input", tmp_path / "test.csv",
+            "--output", out, "--id-col", "id", "--proba", "--dtype", dtype,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        probs[dtype] = pd.read_csv(out).filter(like="pos").to_numpy(float)
+    assert probs["float32"].size == 24
+    assert abs(probs["float32"] - probs["bfloat16"]).max() < 0.03
+    assert abs(probs["float32"] - probs["bfloat16"]).max() > 0  # it did compute in bfloat16

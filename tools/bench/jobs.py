@@ -97,6 +97,16 @@ def _torch_flags(args) -> list[str]:
     return ["--tf32"] if args.device == "gpu" and args.fp32_mode == "tf32" else []
 
 
+def _dtype_flags(args, side: str, job: str) -> list[str]:
+    """``--dtype bfloat16``: both sides compute in bfloat16 (fine-tuning: mixed precision with
+    float32 master weights, the ``Trainer``'s ``bf16=True``)."""
+    if args.dtype == "float32":
+        return []
+    if job == "finetune":
+        return ["--precision", args.dtype] if side == "mlx" else ["--bf16"]
+    return ["--dtype", args.dtype]
+
+
 def _cli(python: str) -> list[str]:
     return [python, "-c", "import sys; from mlxbert_kaggle.cli import main; sys.exit(main())"]
 
@@ -128,6 +138,7 @@ def job_embed(args, work: Path, log: Path) -> dict:
                "--max-length", str(args.max_length), "--out", str(out),
                "--device", args.device]  # fmt: skip
         cmd += _torch_flags(args) if side == "torch" else []
+        cmd += _dtype_flags(args, side, "embed")
         load = _load()
         wall, result = _run(cmd, _env(args.device, args.fp32_mode), log)
         result.update(process_s=wall, load=load, vectors=str(out))
@@ -158,12 +169,12 @@ def _finetune_cmd(args, side: str, train: Path, dev: Path, out: Path, epochs: in
                 # transformers' recipe: the [CLS] pooler, and the decision at 0.5 (a threshold
                 # fitted on the dev set would score the dev set optimistically)
                 "--pooling", "auto", "--no-fit-threshold", "--no-report",
-                "--device", args.device]  # fmt: skip
+                "--device", args.device, *_dtype_flags(args, side, "finetune")]  # fmt: skip
     return [args.torch_python, str(SIDES), "finetune-torch", "--train", str(train),
             "--valid", str(dev), "--model", args.model, "--epochs", str(epochs),
             "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
             "--lr", str(args.lr), "--output", str(out), "--device", args.device,
-            *_torch_flags(args)]  # fmt: skip
+            *_torch_flags(args), *_dtype_flags(args, side, "finetune")]  # fmt: skip
 
 
 def _mlx_accuracy(out: Path) -> float | None:
@@ -239,13 +250,13 @@ def job_predict(args, work: Path, log: Path) -> dict:
         if side == "mlx":
             cmd = [*_cli(args.mlx_python), "predict", "--model", str(_mlx_model(models["mlx"])),
                    "--input", str(source), "--output", str(out), "--id-col", "id",
-                   "--device", args.device]  # fmt: skip
+                   "--device", args.device, *_dtype_flags(args, side, "predict")]  # fmt: skip
         else:
             cmd = [args.torch_python, str(SIDES), "predict-torch", "--model", str(models["torch"]),
                    "--input", str(source), "--output", str(out), "--text-col", "sentence",
                    "--batch-size", str(args.predict_batch_size),
                    "--max-length", str(args.max_length), "--device", args.device,
-                   *_torch_flags(args)]  # fmt: skip
+                   *_torch_flags(args), *_dtype_flags(args, side, "predict")]  # fmt: skip
         load = _load()
         wall, result = _run(cmd, _env(args.device, args.fp32_mode), log)
         result.update(process_s=wall, seconds=wall, load=load)
@@ -304,6 +315,10 @@ def main() -> None:
     parser.add_argument(
         "--fp32-mode", default="tf32", choices=["tf32", "strict"],
         help="GPU float32: both sides TF32 (MLX's default) or both strict IEEE",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dtype", default="float32", choices=["float32", "bfloat16"],
+        help="both sides compute in this type (fine-tuning: mixed precision)",
     )  # fmt: skip
     parser.add_argument("--model", default=None, help="model folder (default all-MiniLM-L6-v2)")
     parser.add_argument("--mlx-python", default=sys.executable)

@@ -24,7 +24,7 @@ def embed_mlx(args) -> dict:
     import mlxbert_core as mb
 
     texts = json.loads(Path(args.texts).read_text())
-    model = mb.from_pretrained(args.model)
+    model = mb.from_pretrained(args.model, dtype=args.dtype)
     tok = mb.load_tokenizer(args.model)
     mb.embed(model, tok, texts[:64], batch_size=args.batch_size, max_length=args.max_length)
     start = time.perf_counter()
@@ -46,6 +46,20 @@ def _tf32(args) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+def _torch_dtype(args):
+    import torch
+
+    return getattr(torch, args.dtype)
+
+
+def _pipeline_dtype(args) -> dict:
+    """The keyword ``pipeline`` takes the weights' dtype by (renamed in transformers 5)."""
+    from transformers import pipeline
+
+    name = "dtype" if "dtype" in inspect.signature(pipeline).parameters else "torch_dtype"
+    return {name: _torch_dtype(args)}
+
+
 def embed_torch(args) -> dict:
     import numpy as np
     import torch
@@ -54,13 +68,14 @@ def embed_torch(args) -> dict:
     _tf32(args)
     texts = json.loads(Path(args.texts).read_text())
     model = SentenceTransformer(args.model, device=_torch_device(args.device))
+    model = model.to(_torch_dtype(args))
     model.max_seq_length = args.max_length
     kw = dict(batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False)
     model.encode(texts[:64], **kw)
     start = time.perf_counter()
-    vectors = model.encode(texts, **kw)
+    vectors = model.encode(texts, convert_to_tensor=True, **kw)
     seconds = time.perf_counter() - start
-    np.save(args.out, np.asarray(vectors, dtype=np.float32))
+    np.save(args.out, vectors.float().cpu().numpy())
     return {"seconds": seconds, "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
@@ -79,6 +94,7 @@ def predict_torch(args) -> dict:
         device=_torch_device(args.device),
         truncation=True,
         max_length=args.max_length,
+        **_pipeline_dtype(args),
     )
     start = time.perf_counter()
     preds = clf([row[args.text_col] for row in rows], batch_size=args.batch_size)
@@ -180,6 +196,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tf32", action="store_true", help="GPU fp32: let PyTorch use TF32")
     parser.add_argument("--bf16", action="store_true", help="Trainer: bf16 mixed precision")
+    parser.add_argument("--dtype", default="float32", help="embed, predict: the weights' dtype")
     args = parser.parse_args()
     sides = {
         "embed-mlx": embed_mlx,

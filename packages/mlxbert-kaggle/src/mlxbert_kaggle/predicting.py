@@ -31,7 +31,7 @@ from .targets import TargetSpec
 from .template import TextTemplate
 from .thresholds import combined_threshold
 from .timeseries import TimeSeriesSpec
-from .training import predict_raw
+from .training import check_dtype, predict_raw
 
 
 def _is_hub_id(text: str) -> bool:
@@ -122,13 +122,19 @@ def _own_threshold(info: TaskModelInfo) -> float | list[float] | None:
     return fitted.get("threshold", fitted.get("thresholds"))
 
 
-def load_model(path: str | Path, *, threshold: float | list[float] | None = None) -> LoadedModel:
+def load_model(
+    path: str | Path,
+    *,
+    threshold: float | list[float] | None = None,
+    dtype: str | None = None,
+) -> LoadedModel:
     """Load one model (an mlxbert folder, or anything ``Classifier`` opens) with a clear error
     when a file is missing or broken. ``threshold``: the decision threshold to cut its
-    predictions at (default: the one fitted into the model)."""
+    predictions at (default: the one fitted into the model); ``dtype``: compute in
+    float32, bfloat16 or float16 (default: as saved)."""
     folder = Path(path)
     try:
-        model, tokenizer, info = open_model(path)
+        model, tokenizer, info = open_model(path, dtype=dtype)
     except (FileNotFoundError, ValueError, KeyError, OSError) as exc:
         raise InputError(f"cannot load model {path}: {exc}") from None
     spec, template = _spec_from_info(info)
@@ -148,10 +154,10 @@ def run_threshold(group: Sequence[Path]) -> float | list[float] | None:
     return metrics.get("threshold")
 
 
-def load_group(group: Sequence[Path]) -> list[LoadedModel]:
+def load_group(group: Sequence[Path], *, dtype: str | None = None) -> list[LoadedModel]:
     """The models of one ``--model`` path, cut at the run's threshold when it has one."""
     shared = run_threshold(group)
-    return [load_model(d, threshold=shared) for d in group]
+    return [load_model(d, threshold=shared, dtype=dtype) for d in group]
 
 
 def _check_compatible(models: Sequence[LoadedModel]) -> TargetSpec:
@@ -281,14 +287,17 @@ def predict_file(
     threshold: float | None = None,
     long_text: str | None = None,
     tta: bool = False,
+    dtype: str | None = None,
 ) -> dict[str, Any]:
     """``mlxbert predict``: write predictions for ``input_path`` to ``output_path``
     (atomically; an existing file only with ``overwrite``). With ``sample_submission`` the
     output has its columns and id order; the id column defaults to the sample's first column.
     ``proba`` adds the raw probabilities. ``weights``: one per model path (a CV run's folds
     are averaged into one model first, unless ``each_fold``). Everything is checked before
-    any model runs. ``long_text`` / ``tta``: as in :func:`predict_frame`."""
+    any model runs. ``long_text`` / ``tta``: as in :func:`predict_frame`. ``dtype``: the
+    models compute in float32, bfloat16 or float16 (default: as saved)."""
     check_output_file(output_path, overwrite=overwrite)
+    check_dtype(dtype)
     check_mode(long_text, tta)
     groups = resolve_model_groups(model_paths, each_fold=each_fold)
     check_weights(weights, len(groups))
@@ -306,7 +315,7 @@ def predict_file(
         if id_col not in frame.columns:
             raise missing_columns_error([id_col], frame.columns, f"input {input_path}")
         check_unique_ids(frame[id_col], f"input {input_path}")
-    models = [load_group(group) for group in groups]
+    models = [load_group(group, dtype=dtype) for group in groups]
     flat = [m for group in models for m in group]
     if any(is_forecaster(m.info) for m in flat):
         return _write_forecasts(flat, frame, output_path, id_col, sample, batch_size=64)

@@ -57,6 +57,17 @@ def maybe_simulate_kill(kind: str, count: int) -> None:
         raise SimulatedKill(f"simulated kill after {count} {kind} (test hook)")
 
 
+#: What ``--precision`` (training) and ``--dtype`` (prediction) accept. Training in bfloat16 or
+#: float16 computes in that type and keeps float32 master weights (float16 with loss scaling).
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def check_dtype(dtype: str | None, flag: str = "--dtype") -> None:
+    """Refuse a compute type other than :data:`COMPUTE_DTYPES` (None: as saved)."""
+    if dtype is not None and dtype not in COMPUTE_DTYPES:
+        raise InputError(f"{flag} {dtype!r}: use one of {', '.join(COMPUTE_DTYPES)}")
+
+
 @dataclass
 class FitConfig:
     """Hyper-parameters of one fit (the ``mlxbert train`` flags).
@@ -118,6 +129,10 @@ class FitConfig:
                 problems.append(f"--lora {self.lora!r}: {exc}")
         if self.lora_rank is not None and (self.lora is None or self.lora_rank < 1):
             problems.append("--lora-rank needs --lora and a rank >= 1")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            problems.append(
+                f"--precision {self.compute_dtype!r}: use one of {', '.join(COMPUTE_DTYPES)}"
+            )
         if self.metric is not None:
             known = {*METRICS, "f1_micro", "f1_macro"}
             if self.metric not in known:

@@ -94,6 +94,13 @@ def train(
     ] = None,
     quantize: Annotated[int | None, Opt(help="Quantize the encoder to 4 or 8 bits.")] = None,
     seed: Annotated[int, Opt()] = 0,
+    compute_dtype: Annotated[
+        str,
+        Opt(
+            "--precision",
+            help="float32, or bfloat16 / float16 compute with float32 master weights (GPU).",
+        ),
+    ] = "float32",
     early_stopping: Annotated[
         int | None, Opt("--early-stopping", help="Stop after N epochs without improvement.")
     ] = None,
@@ -155,6 +162,7 @@ def train(
         pooling=pooling,
         quantize=quantize,
         seed=seed,
+        compute_dtype=compute_dtype,
         early_stopping=early_stopping,
         metric=metric,
         fit_threshold=fit_threshold,
@@ -240,6 +248,9 @@ def predict(
     tta: Annotated[
         bool, Opt(help="Average the --long-text variant with the plain prediction.")
     ] = False,
+    dtype: Annotated[
+        str | None, Opt(help="Compute in float32, bfloat16 or float16 (default: as saved).")
+    ] = None,
 ) -> None:
     """Predict a table with trained model folder(s); several (or CV folds) form an ensemble.
 
@@ -247,10 +258,17 @@ def predict(
     use_device(device)
     started = time.perf_counter()
     if len(model) == 1 and is_stack(model[0]):
-        if weights or each_fold or ensemble != "mean" or long_text or threshold is not None:
+        if (
+            weights
+            or each_fold
+            or ensemble != "mean"
+            or long_text
+            or threshold is not None
+            or dtype is not None
+        ):
             raise InputError(
                 "a stack combines its runs itself: --weights, --each-fold, --ensemble, "
-                "--threshold and --long-text do not apply"
+                "--threshold, --long-text and --dtype do not apply"
             )
         result = predict_stack_file(
             model[0],
@@ -280,6 +298,7 @@ def predict(
         threshold=threshold,
         long_text=long_text,
         tta=tta,
+        dtype=dtype,
     )
     _done(result, output, started)
 
