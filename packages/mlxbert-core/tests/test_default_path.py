@@ -140,3 +140,24 @@ def test_eager_forward_is_scoped_and_restores_the_setting():
     with probe.eager_forward():
         assert not probe.forward_compiled
     assert not probe.forward_compiled
+
+
+@pytest.mark.parametrize("arch", ["bert", "modernbert", "neobert"])
+def test_eager_forward_per_core_splits_without_compiling(arch, split_calls):
+    model = mb.from_pretrained(FIXTURES / arch).compile_forward(False, per_core=True)
+    io = dict(np.load(FIXTURES / arch / "io.npz"))
+    inputs = {"input_ids": io["input_ids"], "attention_mask": io["attention_mask"]}
+    if "token_type_ids" in io:
+        inputs["token_type_ids"] = io["token_type_ids"]
+    got = np.array(model(**inputs).last_hidden_state)
+    assert split_calls == [(2, len(io["input_ids"]))]
+    assert not model.__dict__.get("_compiled_cache"), "per_core must not compile"
+    real = io["attention_mask"] == 1
+    assert np.abs(got - io["last_hidden_state"])[real].max() < TOL
+    with model.eager_forward():  # the scoped eager forward is plain: no slices
+        model(**inputs)
+    assert len(split_calls) == 1
+    model(**inputs)
+    assert len(split_calls) == 2  # and the setting is back
+    model.compile_forward(True, per_core=True)  # per_core is for the eager forward only
+    assert model.forward_compiled and not model._eager_per_core

@@ -434,23 +434,32 @@ class CompiledForward:
     split_call`). The model's parameters are passed to the compiled function as implicit
     inputs, so weight updates (loading, ``set_dtype``, training) are picked up. ``mx.compile``
     traces once per input shape. ``compile_forward(False)`` turns it off (the eager forward),
-    ``with model.eager_forward():`` for a block;
-    training mode always runs eager.
+    ``with model.eager_forward():`` for a block; ``compile_forward(False, per_core=True)``
+    keeps the slices without compiling (a server's batches come in every shape, and each new
+    shape would be traced and kept). Training mode always runs eager.
     """
 
     _forward_compiled: bool | None = None  # None: the default, on
     _check_mx_inputs: bool = True
+    _eager_per_core: bool = False
 
-    def compile_forward(self, enabled: bool = True, *, check_mx_inputs: bool = True):
+    def compile_forward(
+        self, enabled: bool = True, *, check_mx_inputs: bool = True, per_core: bool = False
+    ):
         """Switch the compiled inference forward on (the default) or off (see the class
         docstring); returns the model, so ``model = load(...).compile_forward()`` works.
 
         ``check_mx_inputs=False`` skips the id range check of inputs that are already MLX
         arrays on these calls (it costs a device reduction and a synchronisation per call);
         out-of-range ids then give undefined embeddings instead of an error. NumPy and list
-        inputs are always checked, on the host, at no device cost."""
+        inputs are always checked, on the host, at no device cost.
+
+        ``per_core=True`` with ``enabled=False``: the eager forward also runs one batch slice
+        per core on a CPU with a few cores (:func:`mlxbert_core.parallel.split_call`), as the
+        compiled one always does; elsewhere it is the plain eager forward."""
         self._forward_compiled = bool(enabled)
         self._check_mx_inputs = bool(check_mx_inputs)
+        self._eager_per_core = bool(per_core) and not enabled
         return self
 
     @property
@@ -462,37 +471,41 @@ class CompiledForward:
         """The eager forward for the calls inside the ``with`` block, then the setting as it
         was: for transformations of a call that closes over arrays the compiled forward
         does not take as inputs (``mx.grad`` through a hook on the embeddings)."""
-        saved = self._forward_compiled
-        self._forward_compiled = False
+        saved = self._forward_compiled, self._eager_per_core
+        self._forward_compiled, self._eager_per_core = False, False
         try:
             yield self
         finally:
-            self._forward_compiled = saved
+            self._forward_compiled, self._eager_per_core = saved
 
     def _use_compiled(self, plain: bool) -> bool:
-        return plain and self.forward_compiled and not self.training
+        """Whether this call takes :meth:`_compiled_call` (compiled, or eager per core)."""
+        return plain and not self.training and (self.forward_compiled or self._eager_per_core)
 
     def _check_device_values(self, plain: bool) -> bool:
         """Whether validate_inputs should range-check MLX-array inputs on this call."""
-        return self._check_mx_inputs or not self._use_compiled(plain)
+        return self._check_mx_inputs or not (plain and self.forward_compiled)
 
     def _compiled_call(self, fn: Callable[..., tuple], *arrays: mx.array | None) -> tuple:
         """``fn(*arrays)`` through an ``mx.compile`` cached per pattern of None arguments and
         per module configuration (:func:`module_signature`), one batch slice per core on a
-        small CPU (``parallel.split_call``)."""
+        small CPU (``parallel.split_call``); with the eager forward per core, ``fn`` itself."""
+        missing = tuple(a is None for a in arrays)
+        given = [a for a in arrays if a is not None]
+
+        def run(*present: mx.array) -> tuple:
+            it = iter(present)
+            return fn(*(None if absent else next(it) for absent in missing))
+
+        if not self.forward_compiled:
+            return split_call(run, given)
         cache = self.__dict__.setdefault("_compiled_cache", {})
-        key = (fn.__name__, tuple(a is None for a in arrays), module_signature(self))
+        key = (fn.__name__, missing, module_signature(self))
         compiled = cache.get(key)
         if compiled is None:
-            missing = key[1]
-
-            def run(*given: mx.array) -> tuple:
-                it = iter(given)
-                return fn(*(None if absent else next(it) for absent in missing))
-
             compiled = mx.compile(run, inputs=self.state)
             cache[key] = compiled
-        return split_call(compiled, [a for a in arrays if a is not None])
+        return split_call(compiled, given)
 
 
 def split_heads(x: mx.array, num_heads: int) -> mx.array:

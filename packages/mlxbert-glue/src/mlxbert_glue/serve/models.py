@@ -76,11 +76,12 @@ class ServedModel:
             self.loop_tokenizer = copy.deepcopy(self.tokenizer)
         # A server's forwards come in every batch size and length. On a CPU, where widths are
         # not rounded, the compiled forward would trace (and keep) one graph per shape; the
-        # eager forward is as fast there on this traffic (docs/BENCHMARKS.md, Serving).
+        # eager forward with one batch slice per core keeps every core busy without tracing
+        # (docs/BENCHMARKS.md, Serving).
         if mx.default_device().type == mx.DeviceType.cpu and callable(
             getattr(self.encoder, "compile_forward", None)
         ):
-            self.encoder.compile_forward(False)
+            self.encoder.compile_forward(False, per_core=True)
         self.embed_max_length = _embedding_max_length(self.encoder, self.tokenizer)
 
     # -- what it is -------------------------------------------------------------------------
