@@ -484,7 +484,7 @@ class CompiledForward:
 
     def _check_device_values(self, plain: bool) -> bool:
         """Whether validate_inputs should range-check MLX-array inputs on this call."""
-        return self._check_mx_inputs or not (plain and self.forward_compiled)
+        return self._check_mx_inputs or not (plain and self.forward_compiled and not self.training)
 
     def _compiled_call(self, fn: Callable[..., tuple], *arrays: mx.array | None) -> tuple:
         """``fn(*arrays)`` through an ``mx.compile`` cached per pattern of None arguments and
