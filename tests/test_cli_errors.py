@@ -310,6 +310,7 @@ def test_bfloat16_training_and_prediction(trained, tmp_path):
             "--output", tmp_path / "run", *FAST]  # fmt: skip
     result = invoke(*args, "--precision", "bfloat16")
     assert result.exit_code == 0, result.output
+    assert "note: --precision bfloat16 on the CPU" in result.output  # these tests run on the CPU
     log = json.loads(next((tmp_path / "run").rglob("log.json")).read_text())
     assert "bfloat16" in json.dumps(log)
     meta = json.loads(next((tmp_path / "run").rglob("config.json")).read_text())

@@ -117,6 +117,11 @@ class GuardedTyper(typer.Typer):
         return decorator
 
 
+def note(message: str) -> None:
+    """A one-line note on stderr (something the user may want to change, not an error)."""
+    _say("note:", "bold yellow", message)
+
+
 def use_device(device: str | None) -> None:
     """``--device cpu|gpu``: MLX's default device for this run."""
     if device is None:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import mlx.core as mx
 import typer
 
 from ..cv import train_table
@@ -18,7 +19,7 @@ from ..pseudo import describe_rounds, run_folder, train_pseudo_labelled
 from ..stacking import is_stack, predict_stack_file
 from ..trackers import tracking_reporter
 from ..training import DEFAULT_MODEL, FitConfig
-from ._common import console, parse_floats, positive, use_device
+from ._common import console, note, parse_floats, positive, use_device
 from .cmd_report import report_after_training
 
 Opt = typer.Option
@@ -149,6 +150,11 @@ def train(
     positive(folds, "--folds", minimum=2)
     positive(max_rows, "--max-rows")
     use_device(device)
+    if compute_dtype != "float32" and mx.default_device().type == mx.DeviceType.cpu:
+        note(
+            f"--precision {compute_dtype} on the CPU: MLX's CPU backend has no fast "
+            f"{compute_dtype} products, so this trains much slower than float32"
+        )
     if valid is not None and folds:
         raise InputError("use either --valid (hold-out) or --folds (cross-validation)")
     config = FitConfig(
