@@ -166,9 +166,11 @@ def _finetune_cmd(args, side: str, train: Path, dev: Path, out: Path, epochs: in
                 "--epochs", str(epochs), "--batch-size", str(args.batch_size),
                 "--max-length", str(args.max_length), "--lr", str(args.lr),
                 "--seed", "0", "--output", str(out), "--overwrite",
-                # transformers' recipe: the [CLS] pooler, and the decision at 0.5 (a threshold
-                # fitted on the dev set would score the dev set optimistically)
-                "--pooling", "auto", "--no-fit-threshold", "--no-report",
+                # transformers' recipe: the [CLS] pooler, two logits under softmax cross-entropy
+                # (--task multiclass; a binary head would be one logit under BCE), and the
+                # decision at the larger logit (a threshold fitted on the dev set would score
+                # the dev set optimistically)
+                "--pooling", "auto", "--task", "multiclass", "--no-fit-threshold", "--no-report",
                 "--device", args.device, *_dtype_flags(args, side, "finetune")]  # fmt: skip
     return [args.torch_python, str(SIDES), "finetune-torch", "--train", str(train),
             "--valid", str(dev), "--model", args.model, "--epochs", str(epochs),
