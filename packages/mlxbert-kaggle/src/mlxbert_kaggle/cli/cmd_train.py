@@ -150,11 +150,6 @@ def train(
     positive(folds, "--folds", minimum=2)
     positive(max_rows, "--max-rows")
     use_device(device)
-    if compute_dtype != "float32" and mx.default_device().type == mx.DeviceType.cpu:
-        note(
-            f"--precision {compute_dtype} on the CPU: MLX's CPU backend has no fast "
-            f"{compute_dtype} products, so this trains much slower than float32"
-        )
     if valid is not None and folds:
         raise InputError("use either --valid (hold-out) or --folds (cross-validation)")
     config = FitConfig(
@@ -176,6 +171,11 @@ def train(
         lora_rank=lora_rank,
         head_loss=head_loss,
     )
+    if config.compute_dtype != "float32" and mx.default_device().type == mx.DeviceType.cpu:
+        note(
+            f"--precision {compute_dtype} on the CPU: MLX's CPU backend has no fast "
+            f"{compute_dtype} products, so this trains much slower than float32"
+        )
     reporter = tracking_reporter(
         RichReporter(), log_to, output, name=f"train {output.name}", config=config.to_dict()
     )
