@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mlxbert_core  # noqa: F401  (must come before mlx: loads OpenBLAS)
+import mlxbert_core  # noqa: F401  (must come before mlx: loads OpenBLAS)  # isort: skip
+import mlx.core as mx  # isort: skip
 from mlxbert_core.models.bert import BertModelArgs
 
 # Test helper modules next to this file (reference_outputs) are importable by name.
@@ -64,6 +65,17 @@ def tiny_bert_args():
 def encoder(request):
     """The bare encoder of the test module's reference fixture (its ``REF``), loaded once."""
     return request.module.REF.load("encoder")[0]
+
+
+@pytest.fixture
+def on_cpu():
+    """MLX's default device is the CPU for the test, and as it was afterwards (for tests of
+    the CPU-only paths; use with ``pytestmark = pytest.mark.usefixtures("on_cpu")``)."""
+
+    previous = mx.default_device()
+    mx.set_default_device(mx.cpu)
+    yield
+    mx.set_default_device(previous)
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TOL = 1e-4  # the fixtures' tolerance on last_hidden_state
 
 
-@pytest.fixture(autouse=True)
-def _on_cpu():
-    previous = mx.default_device()
-    mx.set_default_device(mx.cpu)
-    yield
-    mx.set_default_device(previous)
+pytestmark = pytest.mark.usefixtures("on_cpu")
 
 
 @pytest.fixture

@@ -10,13 +10,7 @@ from mlxbert_core import parallel, runtime
 from mlxbert_core.models.bert import BertForSequenceClassification, BertModel
 from mlxbert_core.parallel import cpu_cores, default_streams, parallel_forward
 
-
-@pytest.fixture(autouse=True)
-def _on_cpu():
-    previous = mx.default_device()
-    mx.set_default_device(mx.cpu)
-    yield
-    mx.set_default_device(previous)
+pytestmark = pytest.mark.usefixtures("on_cpu")
 
 
 @pytest.fixture
