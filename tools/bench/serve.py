@@ -5,7 +5,8 @@ classifier) the script starts the real server on loopback twice - (a) dynamic ba
 (its default flags), (b) batching off (``--max-batch-requests 1``: one request per forward)
 - both with the cache off, and sends one real sentence per request
 (SST-2 dev, the demo data of mlxbert-kaggle) from 1, 8 and 64 concurrent clients, each a
-keep-alive connection: a fixed number of requests per cell, stopped early at a time cap.
+keep-alive connection: a fixed number of requests per cell, stopped early at a time cap,
+after a warm-up of ``--warmup`` requests at the highest concurrency.
 It reports throughput, p50 / p99 latency and errors, next to (c) the same sentences computed
 offline in this process (``mlxbert_core.embed`` / ``predict_logits`` via
 ``Classifier.logits``, batch 32) before and after the servers: the throughput ceiling (the
@@ -279,6 +280,7 @@ def main() -> None:
     ap.add_argument("--time-cap", type=float, default=60.0, help="seconds per cell")
     ap.add_argument("--sentences", type=int, default=None, help="first N of SST-2 dev (872)")
     ap.add_argument("--singles", type=int, default=100, help="offline one-sentence forwards")
+    ap.add_argument("--warmup", type=int, default=512, help="requests per server before the cells")
     ap.add_argument("--device", default=None, help="cpu or gpu (server and offline)")
     ap.add_argument("--modes", default="batching,no-batching")
     ap.add_argument(
@@ -312,7 +314,11 @@ def main() -> None:
                 shown = cmd[cmd.index("--model") :]
                 out[mode] = {"command": " ".join(["mlxbert", "serve", *shown])}
                 try:
-                    asyncio.run(load("127.0.0.1", port, f"/{route}", bodies, 8, 32, 30))  # warm-up
+                    # Warm-up at the highest concurrency: MLX builds and caches its CPU
+                    # kernels per shape, and a server meets many batch shapes before it
+                    # runs at its steady state (what a long-running server shows).
+                    warm = max(levels)
+                    asyncio.run(load("127.0.0.1", port, f"/{route}", bodies, warm, args.warmup, 60))
                     for c in levels:
                         n = args.requests if c > 1 else max(50, args.requests // 4)
                         server_cpu, client_cpu = cpu_seconds(proc.pid), time.process_time()

@@ -26,9 +26,9 @@ def split_calls(monkeypatch):
     calls = []
     original = parallel._on_streams
 
-    def counting(count, batch, call, join):
+    def counting(count, batch, call, join, bounds=None):
         calls.append((count, batch))
-        return original(count, batch, call, join)
+        return original(count, batch, call, join, bounds)
 
     monkeypatch.setattr(parallel, "_on_streams", counting)
     monkeypatch.setattr(parallel, "default_streams", lambda: 2)

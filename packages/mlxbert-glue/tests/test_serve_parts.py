@@ -12,7 +12,7 @@ import pytest
 
 from mlxbert_glue import serve
 from mlxbert_glue.serve import ModelSpec, ServeConfigError, ServeSettings, parse_model_specs
-from mlxbert_glue.serve.batcher import Batcher, Job, plan_forwards
+from mlxbert_glue.serve.batcher import Batcher, Job, plan_forwards, plan_packed_forwards
 from mlxbert_glue.serve.cache import LRUCache
 from mlxbert_glue.serve.errors import QueueFullError, RequestError, ShuttingDownError
 from mlxbert_glue.serve.responses import describe_validation
@@ -183,6 +183,42 @@ def test_batches_respect_the_request_cap_and_the_token_budget():
     assert batches[1:] == [["t5-9", "t0-10", "t2-11"], ["t1-12"], ["t3-30", "t4-40"], ["t6-50"]]
 
 
+def test_packed_forwards_keep_arrival_order_and_cut_only_at_the_token_budget():
+    assert plan_packed_forwards([30, 5, 12, 7, 200, 9], 40) == [[0, 1], [2, 3], [4], [5]]
+    assert plan_packed_forwards([4] * 8 + [100] * 2, 16384) == [list(range(10))]
+    assert plan_packed_forwards([], 32) == []
+
+
+def test_a_packing_model_takes_the_oldest_inputs_in_one_forward():
+    stats = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        runner = Recorder(hold=True)
+        batcher = _batcher(
+            runner,
+            max_batch_tokens=100,
+            max_batch_requests=3,
+            packed=lambda key: key[0] == "p",
+            on_batch=stats.append,
+        )
+        try:
+            batcher.submit(_job(loop, ("p", "embed"), [5], prefix="first"))
+            await asyncio.to_thread(runner.started.wait, 5)
+            job = _job(loop, ("p", "embed"), [10, 12, 11, 30, 40, 9, 50])
+            batcher.submit(job)
+            runner.release.set()
+            await asyncio.wait_for(job.future, 10)
+        finally:
+            batcher.close()
+        return runner.batches
+
+    batches = asyncio.run(main())
+    # arrival order, three at a time, one forward each while their own tokens fit in 100
+    assert batches[1:] == [["t0-10", "t1-12", "t2-11"], ["t3-30", "t4-40", "t5-9"], ["t6-50"]]
+    assert [s.tokens for s in stats[1:]] == [33, 79, 50]  # the real tokens, not padded ones
+
+
 def test_only_compatible_inputs_share_a_forward():
     async def main():
         loop = asyncio.get_running_loop()
@@ -229,6 +265,32 @@ def test_the_worker_waits_for_more_only_when_busy():
     lone_time, batches = asyncio.run(main())
     assert lone_time < 0.25  # an idle server answers a lone request at once
     assert batches[1] == ["pair0-4", "pair1-4", "late0-4"]
+
+
+def test_after_a_batch_the_worker_waits_for_its_clients_to_come_back():
+    async def main():
+        loop = asyncio.get_running_loop()
+        runner = Recorder(hold=True)
+        batcher = _batcher(runner, max_wait_ms=300, max_batch_requests=8)
+        try:
+            first = _job(loop, ("m", "embed"), [4, 4, 4, 4], prefix="first")
+            batcher.submit(first)
+            await asyncio.to_thread(runner.started.wait, 5)
+            older = _job(loop, ("m", "embed"), [4, 4], prefix="older")
+            batcher.submit(older)
+            await asyncio.sleep(0.4)  # older than --max-wait-ms when the worker is free
+            runner.release.set()
+            await asyncio.wait_for(first.future, 10)
+            back = _job(loop, ("m", "embed"), [4, 4], prefix="back")  # the answered return
+            batcher.submit(back)
+            await asyncio.wait_for(asyncio.gather(older.future, back.future), 10)
+        finally:
+            batcher.close()
+        return runner.batches
+
+    batches = asyncio.run(main())
+    # two waited where four were answered: the worker waited for more, and got them
+    assert batches[1:] == [["older0-4", "older1-4", "back0-4", "back1-4"]]
 
 
 def test_queue_limit_cancel_and_shutdown():

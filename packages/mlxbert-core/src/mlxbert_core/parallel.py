@@ -25,8 +25,16 @@ import mlx.core as mx
 import numpy as np
 
 from mlxbert_core import runtime
+from mlxbert_core.encoder import find_encoder
 
-__all__ = ["AUTO_MAX_CORES", "cpu_cores", "default_streams", "parallel_forward", "split_call"]
+__all__ = [
+    "AUTO_MAX_CORES",
+    "cpu_cores",
+    "default_streams",
+    "parallel_forward",
+    "split_call",
+    "split_rows",
+]
 
 # MLX streams belong to the thread that made them ("There is no Stream(cpu, N) in current
 # thread" elsewhere), so each thread keeps its own streams, and its own depth: > 0 while its
@@ -123,6 +131,9 @@ def parallel_forward(model: Any, *, num_streams: int | None = None, **inputs: An
     streams_wanted = num_streams if num_streams is not None else default_streams()
     if mx.default_device().type != mx.DeviceType.cpu:
         return model(**inputs)
+    if num_streams is None and getattr(find_encoder(model), "packs_batches", False):
+        # the encoder deals the rows to the cores itself, by real tokens rather than rows
+        return model(**inputs)
     batch = _batch_size(inputs)
     count = min(streams_wanted, batch)
     if count <= 1:  # as asked: the model's own call does not split either
@@ -139,8 +150,13 @@ def parallel_forward(model: Any, *, num_streams: int | None = None, **inputs: An
     )
 
 
-def _on_streams(count: int, batch: int, call: Callable[[int, int], Any], join) -> Any:
-    bounds = np.linspace(0, batch, count + 1).round().astype(int)
+def _on_streams(
+    count: int, batch: int, call: Callable[[int, int], Any], join, bounds: Any = None
+) -> Any:
+    """``call(start, stop)`` for ``count`` slices of the batch (equal ones unless ``bounds``,
+    the ``count + 1`` slice edges, are given), each on its own CPU stream; joined, evaluated."""
+    if bounds is None:
+        bounds = np.linspace(0, batch, count + 1).round().astype(int)
     previous = runtime.set_blas_threads(1)  # one core per stream (None: no OpenBLAS)
     _depth(+1)
     try:
@@ -177,3 +193,42 @@ def split_call(fn: Callable[..., tuple], arrays: list[mx.array]) -> tuple:
         if "transformation" not in str(exc) and "eval" not in str(exc):
             raise
         return fn(*arrays)
+
+
+def balanced_groups(weights: Any, count: int) -> list[np.ndarray]:
+    """Row indices dealt into ``count`` groups of near-equal total weight (heaviest rows
+    first, each to the lightest group so far); each group in ascending row order."""
+    weights = np.asarray(weights)
+    loads = [0.0] * count
+    groups: list[list[int]] = [[] for _ in range(count)]
+    for row in np.argsort(-weights, kind="stable"):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(int(row))
+        loads[lightest] += float(weights[row])
+    return [np.array(sorted(g), dtype=np.int64) for g in groups if g]
+
+
+def split_rows(fn: Callable[..., tuple], arrays: list[mx.array | None], weights: Any) -> tuple:
+    """``fn(*arrays)`` for batch-first ``arrays`` (None entries passed through) and a function
+    returning a tuple of batch-first arrays, with the rows dealt into one group per core of
+    near-equal total ``weights`` (e.g. real tokens per row) rather than cut into equal
+    slices: for work that grows with the weight, not the row count. Outputs come back in
+    the input's row order, evaluated. The plain call where :func:`split_call` makes one."""
+    count = default_streams()
+    batch = len(weights)
+    if _depth() or count <= 1 or batch <= 1 or mx.default_device().type != mx.DeviceType.cpu:
+        return fn(*arrays)
+    groups = balanced_groups(weights, min(count, batch))
+    order = np.concatenate(groups)
+    take = mx.array(order.astype(np.int32))
+    grouped = [None if a is None else a[take] for a in arrays]
+    bounds = np.concatenate([[0], np.cumsum([len(g) for g in groups])])
+    joined = _on_streams(
+        len(groups),
+        batch,
+        lambda start, stop: fn(*(None if a is None else a[start:stop] for a in grouped)),
+        lambda parts: tuple(_join(list(items)) for items in zip(*parts)),
+        bounds,
+    )
+    back = mx.array(np.argsort(order).astype(np.int32))
+    return tuple(out[back] for out in joined)

@@ -19,7 +19,7 @@ import numpy as np
 
 from mlxbert_core.encoder import find_encoder
 from mlxbert_core.models import _cpu_math
-from mlxbert_core.parallel import split_call
+from mlxbert_core.parallel import split_call, split_rows
 
 
 def on_cpu() -> bool:
@@ -456,7 +456,10 @@ class CompiledForward:
 
         ``per_core=True`` with ``enabled=False``: the eager forward also runs one batch slice
         per core on a CPU with a few cores (:func:`mlxbert_core.parallel.split_call`), as the
-        compiled one always does; elsewhere it is the plain eager forward."""
+        compiled one always does; elsewhere it is the plain eager forward. Encoders with a
+        packed forward (BERT) then compute a batch with padding on its real tokens only, the
+        rows dealt to the cores by token count (:attr:`packs_batches`); the padding's rows
+        of ``last_hidden_state`` are then zero."""
         self._forward_compiled = bool(enabled)
         self._check_mx_inputs = bool(check_mx_inputs)
         self._eager_per_core = bool(per_core) and not enabled
@@ -481,6 +484,31 @@ class CompiledForward:
     def _use_compiled(self, plain: bool) -> bool:
         """Whether this call takes :meth:`_compiled_call` (compiled, or eager per core)."""
         return plain and not self.training and (self.forward_compiled or self._eager_per_core)
+
+    @property
+    def packs_batches(self) -> bool:
+        """Whether plain inference calls with padding run packed (:mod:`._packing`): the
+        real tokens only, the rows dealt to the cores by token count. On a CPU, in the
+        eager forward per core, for encoders that have a packed forward (BERT)."""
+        return (
+            self._eager_per_core
+            and not self.forward_compiled
+            and not self.training
+            and on_cpu()
+            and callable(getattr(self, "_packed_forward", None))
+        )
+
+    def _use_packed(self, plain: bool, attention_mask: mx.array | None) -> bool:
+        """Whether this call takes the packed forward: see :attr:`packs_batches`."""
+        return plain and attention_mask is not None and self.packs_batches
+
+    def _packed_call(
+        self, fn: Callable[..., tuple], input_ids: mx.array, attention_mask: mx.array, *rest
+    ) -> tuple:
+        """``fn(input_ids, attention_mask, *rest)``, the rows dealt into one group per core
+        with equal real-token counts (:func:`mlxbert_core.parallel.split_rows`)."""
+        tokens = np.array(attention_mask != 0).sum(axis=1)
+        return split_rows(fn, [input_ids, attention_mask, *rest], tokens)
 
     def _check_device_values(self, plain: bool) -> bool:
         """Whether validate_inputs should range-check MLX-array inputs on this call."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 
 from ..classifier_layout import ClassifierLayout
 from ..encoder import BertLayout, EncoderBase, EncoderTaskModel
@@ -36,6 +37,7 @@ from ._layers import (
     token_mask,
     validate_inputs,
 )
+from ._packing import Packing, packed_attention
 from .embedding import Embedding
 
 #: The registry name of BERT (its ``model_type``).
@@ -107,13 +109,22 @@ class BertEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
         self.dropout = nn.Dropout(args.hidden_dropout_prob)
 
-    def __call__(self, input_ids: mx.array, token_type_ids: mx.array | None) -> mx.array:
-        seq_len = input_ids.shape[1]
+    def __call__(
+        self,
+        input_ids: mx.array,
+        token_type_ids: mx.array | None,
+        positions: mx.array | None = None,
+    ) -> mx.array:
+        """Padded ``[batch, width]`` ids (positions 0..width-1), or packed ``[tokens]`` ids
+        with their ``positions``."""
+        if positions is None:
+            positions = mx.arange(input_ids.shape[1])
         # Call the embedding modules rather than slicing their weights, so the tables may be
         # quantized (nn.QuantizedEmbedding has no float `weight`).
-        x = self.word_embeddings(input_ids) + self.position_embeddings(mx.arange(seq_len))
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)
         if token_type_ids is None:
-            x = x + self.token_type_embeddings(mx.zeros((1, 1), dtype=mx.int32))
+            zero = mx.zeros((1,) * input_ids.ndim, dtype=mx.int32)
+            x = x + self.token_type_embeddings(zero)
         else:
             x = x + self.token_type_embeddings(token_type_ids)
         return self.dropout(self.LayerNorm(x))
@@ -128,10 +139,18 @@ class BertSelfAttention(nn.Module):
         self.key = nn.Linear(args.hidden_size, args.hidden_size)
         self.value = nn.Linear(args.hidden_size, args.hidden_size)
 
-    def __call__(self, x: mx.array, mask: mx.array | None, output_attentions: bool):
+    def __call__(
+        self,
+        x: mx.array,
+        mask: mx.array | None,
+        output_attentions: bool,
+        packing: Packing | None = None,
+    ):
         qkv = fused_linears(x, (self.query, self.key, self.value))
         if qkv is None:
             qkv = tuple(linear(p, x) for p in (self.query, self.key, self.value))
+        if packing is not None:
+            return packed_attention(packing, *qkv, num_heads=self.num_heads, scale=self.scale), None
         q, k, v = (split_heads(t, self.num_heads) for t in qkv)
         out, probs = attention(
             q, k, v, scale=self.scale, mask=mask, output_attentions=output_attentions
@@ -159,8 +178,14 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(args)
         self.output = BertSelfOutput(args)
 
-    def __call__(self, x: mx.array, mask: mx.array | None, output_attentions: bool):
-        context, probs = self.self(x, mask, output_attentions)
+    def __call__(
+        self,
+        x: mx.array,
+        mask: mx.array | None,
+        output_attentions: bool,
+        packing: Packing | None = None,
+    ):
+        context, probs = self.self(x, mask, output_attentions, packing)
         return self.output(context, x), probs
 
 
@@ -188,8 +213,16 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(args)
         self.output = BertOutput(args)
 
-    def __call__(self, x: mx.array, mask: mx.array | None, output_attentions: bool = False):
-        x, probs = self.attention(x, mask, output_attentions)
+    def __call__(
+        self,
+        x: mx.array,
+        mask: mx.array | None,
+        output_attentions: bool = False,
+        packing: Packing | None = None,
+    ):
+        """``x`` is ``[batch, width, hidden]``, or packed ``[tokens, hidden]`` with its
+        ``packing`` (then ``mask`` is unused)."""
+        x, probs = self.attention(x, mask, output_attentions, packing)
         return self.output(self.intermediate(x), x), probs
 
 
@@ -252,6 +285,11 @@ class BertModel(EncoderBase, BertLayout, nn.Module, CompiledForward):
             drop_full_mask=True,
             check_device_values=self._check_device_values(plain),
         )
+        if self._use_packed(plain, attention_mask):
+            x, *pooled = self._packed_call(
+                self._packed_forward, input_ids, attention_mask, token_type_ids
+            )
+            return EncoderOutput(last_hidden_state=x, pooler_output=pooled[0] if pooled else None)
         if self._use_compiled(plain):
             x, *pooled = self._compiled_call(
                 self._plain_forward, input_ids, attention_mask, token_type_ids
@@ -283,6 +321,19 @@ class BertModel(EncoderBase, BertLayout, nn.Module, CompiledForward):
         x = self.embeddings(input_ids, token_type_ids)
         for layer in self.layers:
             x, _ = layer(x, mask)
+        return (x, self.pooler(x)) if self.has_pooler else (x,)
+
+    def _packed_forward(
+        self, input_ids: mx.array, attention_mask: mx.array, token_type_ids: mx.array | None
+    ) -> tuple[mx.array, ...]:
+        """(last_hidden_state, [pooler_output]) of the real tokens only (see
+        :mod:`._packing`); the padding's rows of last_hidden_state are zero."""
+        packing = Packing(np.array(attention_mask))
+        types = None if token_type_ids is None else packing.pack(token_type_ids)
+        x = self.embeddings(packing.pack(input_ids), types, packing.positions)
+        for layer in self.layers:
+            x, _ = layer(x, None, packing=packing)
+        x = packing.unpack(x)
         return (x, self.pooler(x)) if self.has_pooler else (x,)
 
 

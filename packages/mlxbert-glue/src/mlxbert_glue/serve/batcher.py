@@ -8,11 +8,15 @@ a thread of its own). When it is free it takes a batch: the oldest waiting item 
 closest lengths. It computes the batch sorted by length, cut into forwards where that saves
 more padding than a forward costs (:func:`plan_forwards`), each within ``max_batch_tokens``
 padded tokens (inputs x longest input; an input longer than that runs alone), so that short
-and long inputs taken together are not all padded to the longest. When
+and long inputs taken together are not all padded to the longest. For a model that packs
+its batches (computes the real tokens only, ``packed(key)``), padding costs next to nothing:
+the worker takes the oldest waiting items, in arrival order, and cuts them only where their
+own tokens would pass ``max_batch_tokens`` (:func:`plan_packed_forwards`). When
 fewer than ``max_batch_requests`` items (and less than one full forward) wait, it first
-waits up to ``max_wait_ms`` after the oldest item's arrival for more - unless the server was
-idle (the last batch had one input and one input is waiting), so that a lone request is
-answered at once.
+waits up to ``max_wait_ms`` after the oldest item's arrival for more - or, when fewer wait
+than the last batch answered, after that batch's answers went out (its clients are likely
+to send again at once) - unless the server was idle (the last batch had one input and one
+input is waiting), so that a lone request is answered at once.
 
 Results go back to the event loop with one ``call_soon_threadsafe`` per batch. A job that is
 cancelled (timeout, client gone, shutdown) has its waiting items removed from the queue.
@@ -94,12 +98,12 @@ def _deliver_batch(batch: Sequence[Item], values: Sequence[Any] | None, error: A
 
 @dataclass
 class BatchStats:
-    """What the worker reports after each forward (for metrics): its inputs, padded tokens
-    and time."""
+    """What the worker reports after each forward (for metrics): its inputs, the tokens it
+    computed (inputs x longest; for a packed forward the inputs' own tokens) and its time."""
 
     key: BatchKey
     size: int
-    padded_tokens: int
+    tokens: int
     seconds: float
     failed: bool = False
 
@@ -140,11 +144,28 @@ def plan_forwards(
     return forwards[::-1]
 
 
+def plan_packed_forwards(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """A packed model's forwards: the inputs in the given (arrival) order, cut only where
+    the next input would take a forward past ``max_tokens`` of its inputs' own tokens (an
+    input longer than that runs alone)."""
+    forwards: list[list[int]] = []
+    total = 0
+    for index, length in enumerate(lengths):
+        if forwards and total + length <= max_tokens:
+            forwards[-1].append(index)
+            total += length
+        else:
+            forwards.append([index])
+            total = length
+    return forwards
+
+
 class Batcher:
     """The queue and its one worker thread.
 
     ``runner(key, items)`` computes one forward on the worker thread and returns one result
-    per item. ``on_take(key, inputs taken)``, ``on_batch(stats of a forward)``,
+    per item; ``packed(key)`` says whether that model packs its batches (module docstring).
+    ``on_take(key, inputs taken)``, ``on_batch(stats of a forward)``,
     ``on_depth(waiting)`` and ``on_busy(inputs in the forward now running)`` report to
     metrics.
     """
@@ -161,8 +182,10 @@ class Batcher:
         on_depth: Callable[[int], None] | None = None,
         on_busy: Callable[[int], None] | None = None,
         on_take: Callable[[BatchKey, int], None] | None = None,
+        packed: Callable[[BatchKey], bool] | None = None,
     ):
         self._runner = runner
+        self._packed = packed or (lambda key: False)
         self.max_batch_tokens = int(max_batch_tokens)
         self.max_batch_requests = int(max_batch_requests)
         self.max_wait = float(max_wait_ms) / 1000.0
@@ -176,6 +199,7 @@ class Batcher:
         self._closing = False
         self._running = False
         self._last_size = 0
+        self._last_done = 0.0  # when the last batch's answers went out (monotonic)
         self._rate = 0.0  # inputs per second of recent forwards (for Retry-After)
         self._thread: threading.Thread | None = None
 
@@ -280,18 +304,26 @@ class Batcher:
             count, tokens = self._compatible()
             if count >= self.max_batch_requests or tokens >= self.max_batch_tokens:
                 return
-            remaining = self._queue[0].arrived + self.max_wait - time.monotonic()
+            since = self._queue[0].arrived
+            if count < self._last_size:
+                # Fewer wait than were just answered: those clients are likely to send again
+                # within moments. Taking only the waiting ones would settle into forwards of
+                # fractions of the clients, alternating, each paying a forward's fixed cost.
+                since = max(since, self._last_done)
+            remaining = since + self.max_wait - time.monotonic()
             if remaining <= 0:
                 return
             self._cond.wait(remaining)
 
     def _take(self) -> list[Item]:
         """The next batch (the lock is held): the oldest item and up to
-        ``max_batch_requests - 1`` compatible items of the closest lengths."""
+        ``max_batch_requests - 1`` compatible items of the closest lengths (for a packed
+        model, the next oldest)."""
         oldest = self._queue[0]
         anchor = oldest.tokens
         candidates = [item for item in self._queue if item.key == oldest.key]
-        candidates.sort(key=lambda item: (abs(item.tokens - anchor), item.arrived))
+        if not self._packed(oldest.key):
+            candidates.sort(key=lambda item: (abs(item.tokens - anchor), item.arrived))
         chosen = candidates[: self.max_batch_requests]
         taken = set(map(id, chosen))
         self._queue = [item for item in self._queue if id(item) not in taken]
@@ -316,10 +348,17 @@ class Batcher:
         self._last_size = len(batch)
         if self._on_take is not None:
             self._on_take(batch[0].key, len(batch))
-        for chunk in plan_forwards([item.tokens for item in batch], self.max_batch_tokens):
-            self._forward([batch[i] for i in chunk])
+        lengths = [item.tokens for item in batch]
+        packed = self._packed(batch[0].key)
+        if packed:
+            plan = plan_packed_forwards(lengths, self.max_batch_tokens)
+        else:
+            plan = plan_forwards(lengths, self.max_batch_tokens)
+        for chunk in plan:
+            self._forward([batch[i] for i in chunk], packed)
+        self._last_done = time.monotonic()
 
-    def _forward(self, items: list[Item]) -> None:
+    def _forward(self, items: list[Item], packed: bool = False) -> None:
         if self._on_busy is not None:
             self._on_busy(len(items))
         started = time.perf_counter()
@@ -340,10 +379,9 @@ class Batcher:
         if self._on_busy is not None:
             self._on_busy(0)
         if self._on_batch is not None:
-            width = max(item.tokens for item in items)
-            self._on_batch(
-                BatchStats(items[0].key, len(items), width * len(items), seconds, error is not None)
-            )
+            lengths = [item.tokens for item in items]
+            tokens = sum(lengths) if packed else max(lengths) * len(items)
+            self._on_batch(BatchStats(items[0].key, len(items), tokens, seconds, error is not None))
 
     @staticmethod
     def _send(batch: Sequence[Item], values: Sequence[Any] | None, error: Any) -> None:
@@ -368,4 +406,5 @@ __all__ = [
     "Item",
     "Job",
     "plan_forwards",
+    "plan_packed_forwards",
 ]

@@ -85,7 +85,8 @@ class Metrics:
             ["model", "op"], buckets=BATCH_BUCKETS, registry=r,
         )  # fmt: skip
         self.batch_tokens = Histogram(
-            "mlxbert_batch_tokens", "Padded tokens (inputs x longest) per forward",
+            "mlxbert_batch_tokens",
+            "Tokens computed per forward (inputs x longest; a packing model's real tokens)",
             ["model", "op"], buckets=TOKEN_BUCKETS, registry=r,
         )  # fmt: skip
         self.forward_seconds = Histogram(
@@ -115,7 +116,7 @@ class Metrics:
         """Called by the model worker after each forward."""
         model, op = str(stats.key[0]), str(stats.key[1])
         self.batch_size.labels(model, op).observe(stats.size)
-        self.batch_tokens.labels(model, op).observe(stats.padded_tokens)
+        self.batch_tokens.labels(model, op).observe(stats.tokens)
         self.forward_seconds.labels(model, op).observe(stats.seconds)
         if not stats.failed:
             self.inputs.labels(model, op).inc(stats.size)

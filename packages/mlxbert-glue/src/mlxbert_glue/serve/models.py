@@ -90,6 +90,12 @@ class ServedModel:
         return CLASSIFIER if self.classifier is not None else EMBEDDER
 
     @property
+    def packs_batches(self) -> bool:
+        """Whether the encoder computes a batch's real tokens only (BERT on a CPU): then the
+        padding of a forward costs next to nothing, and the batcher need not avoid it."""
+        return bool(getattr(self.encoder, "packs_batches", False))
+
+    @property
     def max_length(self) -> int | None:
         """Tokens per input of ``/predict`` (the classifier's own maximum)."""
         return self.classifier.max_length if self.classifier is not None else None

@@ -54,6 +54,7 @@ class Service:
             on_depth=self.metrics.queue_depth.set,
             on_busy=self.metrics.forward_inputs.set,
             on_take=self.metrics.observe_take,
+            packed=self._packs,
         )
         self.stopping = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -311,6 +312,10 @@ class Service:
             job.future.cancel()
 
     # -- on the worker thread ---------------------------------------------------------------
+    def _packs(self, key: BatchKey) -> bool:
+        model = self.models.get(str(key[0]))
+        return model is not None and model.packs_batches
+
     def _compute(self, key: BatchKey, items: list[Item]) -> list[Any]:
         model = self.models[str(key[0])]
         texts = [item.text for item in items]

@@ -64,7 +64,7 @@ class ServeSettings:
 
     host: str = "127.0.0.1"
     port: int = 8080
-    #: padded tokens (inputs x longest input) in one forward
+    #: tokens in one forward: inputs x longest input (a packing model: the inputs' own)
     max_batch_tokens: int = 16384
     #: inputs (texts or pairs) the worker takes at once; 1 turns batching off
     max_batch_requests: int = 32

@@ -35,7 +35,11 @@ def serve(
     host: Annotated[str, Opt(help="Address to listen on (0.0.0.0: every interface).")] = _D.host,
     port: Annotated[int, Opt(help="Port (0: any free one).")] = _D.port,
     max_batch_tokens: Annotated[
-        int, Opt("--max-batch-tokens", help="Padded tokens (inputs x longest) per forward.")
+        int,
+        Opt(
+            "--max-batch-tokens",
+            help="Tokens per forward: inputs x longest (a model that packs: their own).",
+        ),
     ] = _D.max_batch_tokens,
     max_batch_requests: Annotated[
         int, Opt("--max-batch-requests", help="Inputs taken at once (1: batching off).")
