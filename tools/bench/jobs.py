@@ -159,13 +159,15 @@ def _train_rows(args) -> list[tuple[str, int]]:
     return _sst2(args.data, "train")[: args.train_rows]
 
 
-def _finetune_cmd(args, side: str, train: Path, dev: Path, out: Path, epochs: int) -> list[str]:
+def _finetune_cmd(
+    args, side: str, train: Path, dev: Path, out: Path, epochs: int, seed: int = 0
+) -> list[str]:
     if side == "mlx":
         return [*_cli(args.mlx_python), "train", "--train", str(train), "--valid", str(dev),
                 "--target", "label", "--text", "sentence", "--model", args.model,
                 "--epochs", str(epochs), "--batch-size", str(args.batch_size),
                 "--max-length", str(args.max_length), "--lr", str(args.lr),
-                "--seed", "0", "--output", str(out), "--overwrite",
+                "--seed", str(seed), "--output", str(out), "--overwrite",
                 # transformers' recipe: the [CLS] pooler, two logits under softmax cross-entropy
                 # (--task multiclass; a binary head would be one logit under BCE), and the
                 # decision at the larger logit (a threshold fitted on the dev set would score
@@ -175,8 +177,9 @@ def _finetune_cmd(args, side: str, train: Path, dev: Path, out: Path, epochs: in
     return [args.torch_python, str(SIDES), "finetune-torch", "--train", str(train),
             "--valid", str(dev), "--model", args.model, "--epochs", str(epochs),
             "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
-            "--lr", str(args.lr), "--output", str(out), "--device", args.device,
-            *_torch_flags(args), *_dtype_flags(args, side, "finetune")]  # fmt: skip
+            "--lr", str(args.lr), "--seed", str(seed), "--output", str(out),
+            "--device", args.device, *_torch_flags(args),
+            *_dtype_flags(args, side, "finetune")]  # fmt: skip
 
 
 def _mlx_accuracy(out: Path) -> float | None:
@@ -203,22 +206,38 @@ def job_finetune(args, work: Path, log: Path) -> dict:
     _write_csv(train, _train_rows(args))
     _write_csv(dev, _sst2(args.data, "dev"))
     runs: dict[str, list[dict]] = {"mlx": [], "torch": []}
-    for side, tag in _alternate(args.rounds):
+    # One round per seed: a fine-tuned model's dev accuracy moves by a point or more from
+    # seed to seed (on either side), so accuracies are compared as means over seeds.
+    seeds = [int(s) for s in str(args.seeds).split(",")]
+    for side, tag in _alternate(len(seeds)):
+        seed = seeds[int(tag[1:])]
         out = work / f"ft-{side}-{tag}"
         load = _load()
         wall, result = _run(
-            _finetune_cmd(args, side, train, dev, out, 1), _env(args.device, args.fp32_mode), log
+            _finetune_cmd(args, side, train, dev, out, 1, seed),
+            _env(args.device, args.fp32_mode),
+            log,
         )
         if side == "mlx":
             metrics = json.loads((out / "metrics.json").read_text())
             epochs = metrics.get("epochs") or [{}]
             result = {"accuracy": _mlx_accuracy(out), "train_s": epochs[0].get("train_seconds")}
-        result.update(process_s=wall, seconds=wall, load=load)
+        result.update(process_s=wall, seconds=wall, load=load, seed=seed)
         runs[side].append(result)
-        print(f"finetune {side} {tag}: {wall:.1f} s, acc {result.get('accuracy')}, load {load}")
+        print(
+            f"finetune {side} seed {seed}: {wall:.1f} s, acc {result.get('accuracy')}, load {load}",
+            flush=True,
+        )
     summary = _summary(runs, args.train_rows, "rows/s")
     for side in ("mlx", "torch"):
-        summary[side]["accuracy"] = [r.get("accuracy") for r in runs[side]]
+        accuracies = [r.get("accuracy") for r in runs[side]]
+        summary[side]["seeds"] = [r["seed"] for r in runs[side]]
+        summary[side]["accuracy"] = accuracies
+        if all(a is not None for a in accuracies):
+            summary[side]["accuracy_mean"] = statistics.mean(accuracies)
+    if all("accuracy_mean" in summary[side] for side in ("mlx", "torch")):
+        gap = summary["mlx"]["accuracy_mean"] - summary["torch"]["accuracy_mean"]
+        summary["accuracy_gap_points"] = round(100 * gap, 2)
     return summary
 
 
@@ -313,7 +332,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--jobs", default="embed,predict,finetune")
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="embed and predict rounds")
+    parser.add_argument(
+        "--seeds", default="0", help="fine-tuning: one round per seed on each side (0,1,2)"
+    )
     parser.add_argument(
         "--fp32-mode", default="tf32", choices=["tf32", "strict"],
         help="GPU float32: both sides TF32 (MLX's default) or both strict IEEE",

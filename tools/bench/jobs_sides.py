@@ -122,7 +122,7 @@ def finetune_torch(args) -> dict:
     )
 
     _tf32(args)
-    set_seed(0)
+    set_seed(args.seed)
     tok = AutoTokenizer.from_pretrained(args.model)
 
     def rows(path):  # a list of tokenized examples is a dataset the Trainer takes as it is
@@ -156,7 +156,7 @@ def finetune_torch(args) -> dict:
         eval_strategy="no",
         save_strategy="no",
         report_to=[],
-        seed=0,
+        seed=args.seed,
         use_cpu=args.device == "cpu",
         bf16=args.bf16,
         dataloader_num_workers=0,
@@ -193,6 +193,7 @@ def main() -> None:
     parser.add_argument("--valid")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--seed", type=int, default=0, help="finetune-torch: the Trainer's seed")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tf32", action="store_true", help="GPU fp32: let PyTorch use TF32")
     parser.add_argument("--bf16", action="store_true", help="Trainer: bf16 mixed precision")
