@@ -7,7 +7,8 @@ batch into as many slices as there are cores, runs each slice's forward on its o
 stream with OpenBLAS on one thread, and joins the outputs: every part of the forward then
 runs in parallel (measured with ``tools/bench/encoder.py``; figures in docs/BENCHMARKS.md). The
 encoders' default (compiled) inference call does the same through :func:`split_call`;
-:func:`parallel_forward` does it for any model call.
+:func:`parallel_forward` does it for any model call. :func:`split_rows` deals the rows into
+groups of equal weight instead (a packed forward's work grows with real tokens, not rows).
 
 The result equals the plain forward up to float rounding (matrix products of different
 shapes sum in different orders). Inference only: the slices' outputs are evaluated before
@@ -29,6 +30,7 @@ from mlxbert_core.encoder import find_encoder
 
 __all__ = [
     "AUTO_MAX_CORES",
+    "balanced_groups",
     "cpu_cores",
     "default_streams",
     "parallel_forward",
