@@ -12,6 +12,7 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 
 from ..classifier_layout import ClassifierLayout
 from ..encoder import EncoderBase, EncoderTaskModel
@@ -31,6 +32,7 @@ from ._layers import (
     token_mask,
     validate_inputs,
 )
+from ._packing import Packing
 from .embedding import Embedding
 
 #: The registry name of NeoBERT (its ``model_type``).
@@ -130,21 +132,39 @@ class EncoderBlock(nn.Module):
         self.attention_norm = nn.RMSNorm(args.hidden_size, eps=args.norm_eps)
         self.ffn_norm = nn.RMSNorm(args.hidden_size, eps=args.norm_eps)
 
-    def _attend(self, x: mx.array, mask: mx.array | None, output_attentions: bool):
-        b, s, _ = x.shape
+    def _attend(
+        self,
+        x: mx.array,
+        mask: mx.array | None,
+        output_attentions: bool,
+        packing: Packing | None = None,
+    ):
+        qkv = self.qkv(x)
+        if packing is not None:  # packed rows: attention on the padded grid
+            qkv, mask = packing.to_attention(qkv), packing.key_mask
+        b, s, _ = qkv.shape
         d = self.head_dim
         # Per-head layout: each head's 3*D outputs are [q | k | v].
-        qkv = self.qkv(x).reshape(b, s, self.num_heads, 3 * d).transpose(0, 2, 1, 3)
+        qkv = qkv.reshape(b, s, self.num_heads, 3 * d).transpose(0, 2, 1, 3)
         q, k, v = qkv[..., :d], qkv[..., d : 2 * d], qkv[..., 2 * d :]
         q = mx.fast.rope(q, d, traditional=True, base=self.rope_theta, scale=1.0, offset=0)
         k = mx.fast.rope(k, d, traditional=True, base=self.rope_theta, scale=1.0, offset=0)
         out, probs = attention(
             q, k, v, scale=self.scale, mask=mask, output_attentions=output_attentions
         )
-        return self.wo(merge_heads(out)), probs
+        out = merge_heads(out)
+        return self.wo(packing.from_attention(out) if packing is not None else out), probs
 
-    def __call__(self, x: mx.array, mask: mx.array | None, output_attentions: bool = False):
-        attn_out, probs = self._attend(self.attention_norm(x), mask, output_attentions)
+    def __call__(
+        self,
+        x: mx.array,
+        mask: mx.array | None,
+        output_attentions: bool = False,
+        packing: Packing | None = None,
+    ):
+        """``x`` is ``[batch, width, hidden]``, or packed ``[rows, hidden]`` with its
+        ``packing`` (then ``mask`` is unused; the grid's columns are the RoPE positions)."""
+        attn_out, probs = self._attend(self.attention_norm(x), mask, output_attentions, packing)
         x = x + attn_out
         return x + self.ffn(self.ffn_norm(x)), probs
 
@@ -198,6 +218,9 @@ class NeoBERT(EncoderBase, nn.Module, CompiledForward):
             drop_full_mask=True,
             check_device_values=self._check_device_values(plain),
         )
+        if self._use_packed(plain, attention_mask):
+            (x,) = self._packed_call(self._packed_forward, input_ids, attention_mask)
+            return EncoderOutput(last_hidden_state=x)
         if self._use_compiled(plain):
             (x,) = self._compiled_call(self._plain_forward, input_ids, attention_mask)
             return EncoderOutput(last_hidden_state=x)
@@ -226,6 +249,15 @@ class NeoBERT(EncoderBase, nn.Module, CompiledForward):
         for layer in self.layers:
             x, _ = layer(x, mask)
         return (self.layer_norm(x),)
+
+    def _packed_forward(self, input_ids: mx.array, attention_mask: mx.array) -> tuple[mx.array]:
+        """(last_hidden_state,) of the real tokens only (see :mod:`._packing`); the padding's
+        rows are zero."""
+        packing = Packing(np.array(attention_mask))
+        x = self.encoder(packing.pack(input_ids))
+        for layer in self.layers:
+            x, _ = layer(x, None, packing=packing)
+        return (packing.unpack(self.layer_norm(x)),)
 
 
 class NeoBERTLMHead(EncoderTaskModel):

@@ -91,8 +91,9 @@ class ServedModel:
 
     @property
     def packs_batches(self) -> bool:
-        """Whether the encoder computes a batch's real tokens only (BERT on a CPU): then the
-        padding of a forward costs next to nothing, and the batcher need not avoid it."""
+        """Whether the encoder computes a batch's real tokens only (BERT and NeoBERT on a
+        CPU): then a forward's padding costs next to nothing, and the batcher need not avoid
+        it."""
         return bool(getattr(self.encoder, "packs_batches", False))
 
     @property
