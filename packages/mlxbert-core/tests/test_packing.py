@@ -1,5 +1,5 @@
-"""Packed inference (the eager forward per core on a CPU; BERT and NeoBERT): a batch's real
-tokens only, the rows dealt to the cores by token count; the real tokens' outputs equal the
+"""Packed inference (the eager forward per core on a CPU; BERT, ModernBERT, NeoBERT): a batch's
+real tokens only, the rows dealt to the cores by token count; the real tokens' outputs equal the
 reference's."""
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_rows_are_dealt_to_groups_of_equal_tokens():
     assert [g.tolist() for g in balanced_groups([5, 1], 4)] == [[0], [1]]  # no empty groups
 
 
-@pytest.mark.parametrize("arch", ["bert", "neobert"])
+@pytest.mark.parametrize("arch", ["bert", "modernbert", "neobert"])
 def test_eager_per_core_packs_and_equals_the_reference(arch, groups_run):
     inputs, io = _inputs(arch)
     model = mb.from_pretrained(FIXTURES / arch)

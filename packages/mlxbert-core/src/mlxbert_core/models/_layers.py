@@ -457,7 +457,7 @@ class CompiledForward:
         ``per_core=True`` with ``enabled=False``: the eager forward also runs one batch slice
         per core on a CPU with a few cores (:func:`mlxbert_core.parallel.split_call`), as the
         compiled one always does; elsewhere it is the plain eager forward. Encoders with a
-        packed forward (BERT, NeoBERT) then compute a batch with padding on its real tokens only, the
+        packed forward (BERT, ModernBERT, NeoBERT) then compute a batch with padding on its real tokens only, the
         rows dealt to the cores by token count (:attr:`packs_batches`); the padding's rows
         of ``last_hidden_state`` are then zero."""
         self._forward_compiled = bool(enabled)
@@ -489,7 +489,7 @@ class CompiledForward:
     def packs_batches(self) -> bool:
         """Whether plain inference calls with padding run packed (:mod:`._packing`): the
         real tokens only, the rows dealt to the cores by token count. On a CPU, in the
-        eager forward per core, for encoders that have a packed forward (BERT, NeoBERT)."""
+        eager forward per core, for encoders that have a packed forward (BERT, ModernBERT, NeoBERT)."""
         return (
             self._eager_per_core
             and not self.forward_compiled

@@ -76,6 +76,8 @@ class Packing:
         # outputs are never read, but must not be NaN inside the attention products).
         keys = np.zeros((self.grid_rows, self.span), dtype=bool)
         keys[: self.batch, : min(self.span, self.width)] = mask[:, : self.span]
+        #: [grid_rows, span]: which grid cells hold a real token (for masks of other shapes)
+        self.grid_tokens = mx.array(keys)
         self.key_mask = mx.array(keys | ~keys.any(axis=1, keepdims=True))[:, None, None, :]
 
     def pack(self, x: mx.array) -> mx.array:

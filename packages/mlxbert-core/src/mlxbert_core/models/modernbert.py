@@ -14,6 +14,7 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 
 from ..classifier_layout import ClassifierLayout
 from ..encoder import EncoderBase, EncoderTaskModel
@@ -36,6 +37,7 @@ from ._layers import (
     token_mask,
     validate_inputs,
 )
+from ._packing import Packing
 from .embedding import Embedding
 
 GLOBAL, LOCAL = "full_attention", "sliding_attention"
@@ -168,10 +170,19 @@ class ModernBertAttention(nn.Module):
         self.Wo = nn.Linear(args.hidden_size, args.hidden_size, bias=args.attention_bias)
         self.out_drop = nn.Dropout(args.attention_dropout)
 
-    def __call__(self, x: mx.array, mask: mx.array | None, output_attentions: bool):
-        b, s, _ = x.shape
+    def __call__(
+        self,
+        x: mx.array,
+        mask: mx.array | None,
+        output_attentions: bool,
+        packing: Packing | None = None,
+    ):
+        qkv = self.Wqkv(x)
+        if packing is not None:  # packed rows: attention on the padded grid (mask is its own)
+            qkv = packing.to_attention(qkv)
+        b, s, _ = qkv.shape
         # Wqkv rows are [q (all heads) | k | v]: read as [B, S, 3, H, D].
-        qkv = self.Wqkv(x).reshape(b, s, 3, self.num_heads, self.head_dim)
+        qkv = qkv.reshape(b, s, 3, self.num_heads, self.head_dim)
         qkv = qkv.transpose(2, 0, 3, 1, 4)  # [3, B, H, S, D]
         q, k, v = qkv[0], qkv[1], qkv[2]
         q = mx.fast.rope(
@@ -183,7 +194,10 @@ class ModernBertAttention(nn.Module):
         out, probs = attention(
             q, k, v, scale=self.scale, mask=mask, output_attentions=output_attentions
         )
-        return self.out_drop(self.Wo(merge_heads(out))), probs
+        out = merge_heads(out)
+        if packing is not None:
+            out = packing.from_attention(out)
+        return self.out_drop(self.Wo(out)), probs
 
 
 class ModernBertMLP(nn.Module):
@@ -213,9 +227,17 @@ class ModernBertEncoderLayer(nn.Module):
         self.mlp_norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
         self.mlp = ModernBertMLP(args)
 
-    def __call__(self, x: mx.array, mask: mx.array | None, output_attentions: bool = False):
+    def __call__(
+        self,
+        x: mx.array,
+        mask: mx.array | None,
+        output_attentions: bool = False,
+        packing: Packing | None = None,
+    ):
+        """``x`` is ``[batch, width, hidden]``, or packed ``[rows, hidden]`` with its
+        ``packing`` (then ``mask`` is over the packing's attention grid)."""
         h = self.attn_norm(x) if "attn_norm" in self else x
-        attn_out, probs = self.attn(h, mask, output_attentions)
+        attn_out, probs = self.attn(h, mask, output_attentions, packing)
         x = x + attn_out
         return x + self.mlp(self.mlp_norm(x)), probs
 
@@ -325,7 +347,10 @@ class ModernBertModel(EncoderBase, nn.Module, CompiledForward):
             input_ids, attention_mask = self._validated(
                 input_ids, attention_mask, check_device_values=self._check_mx_inputs
             )
-            (x,) = self._compiled_call(self._plain_forward, input_ids, attention_mask)
+            if self._use_packed(True, attention_mask):
+                (x,) = self._packed_call(self._packed_forward, input_ids, attention_mask)
+            else:
+                (x,) = self._compiled_call(self._plain_forward, input_ids, attention_mask)
             return EncoderOutput(last_hidden_state=x)
         x, hidden_states, attentions = self.encode_layers(
             input_ids,
@@ -348,6 +373,17 @@ class ModernBertModel(EncoderBase, nn.Module, CompiledForward):
         """(last_hidden_state,): the traced body of the compiled forward."""
         x, _, _ = self._encode_layers(input_ids, attention_mask, False, False)
         return (self.final_norm(x),)
+
+    def _packed_forward(self, input_ids: mx.array, attention_mask: mx.array) -> tuple[mx.array]:
+        """(last_hidden_state,) of the real tokens only (see :mod:`._packing`); the padding's
+        rows are zero. The global and sliding-window masks are built on the attention grid,
+        whose columns are the tokens' positions."""
+        packing = Packing(np.array(attention_mask))
+        masks = self._masks(packing.grid_tokens, packing.span)
+        x = self.embeddings(packing.pack(input_ids))
+        for layer in self.layers:
+            x, _ = layer(x, masks[layer.layer_type], packing=packing)
+        return (packing.unpack(self.final_norm(x)),)
 
 
 class ModernBertPredictionHead(nn.Module):

@@ -91,8 +91,8 @@ class ServedModel:
 
     @property
     def packs_batches(self) -> bool:
-        """Whether the encoder computes a batch's real tokens only (BERT and NeoBERT on a
-        CPU): then a forward's padding costs next to nothing, and the batcher need not avoid
+        """Whether the encoder computes a batch's real tokens only (BERT, ModernBERT,
+        NeoBERT on a CPU): then a forward's padding costs next to nothing, and the batcher need not avoid
         it."""
         return bool(getattr(self.encoder, "packs_batches", False))
 
