@@ -12,12 +12,7 @@ import pytest
 
 import mlxbert_core as mb
 from mlxbert_core import parallel
-from mlxbert_core.models._packing import (
-    GRID_ROWS_MULTIPLE,
-    SPAN_MULTIPLE,
-    TOKEN_MULTIPLE,
-    Packing,
-)
+from mlxbert_core.models._packing import SPAN_MULTIPLE, TOKEN_MULTIPLE, Packing
 from mlxbert_core.parallel import balanced_groups
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -65,8 +60,7 @@ def test_packing_moves_real_tokens_between_grid_and_rows():
     np.testing.assert_array_equal(packed[:4], real)
     assert (packed[4:] == real[0]).all()
     wide = packing.to_attention(x)
-    grid_rows = -(-3 // GRID_ROWS_MULTIPLE) * GRID_ROWS_MULTIPLE
-    assert wide.shape == (grid_rows, SPAN_MULTIPLE, 2)
+    assert wide.shape == (3, SPAN_MULTIPLE, 2)
     np.testing.assert_array_equal(np.array(packing.from_attention(wide))[:4], real)
     keys = np.array(packing.key_mask)[:, 0, 0]
     assert keys[:3, :3].tolist() == [[True] * 3, [True, False, False], [True] * 3]

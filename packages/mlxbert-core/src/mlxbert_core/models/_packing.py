@@ -21,15 +21,14 @@ import numpy as np
 
 from ._layers import attention, merge_heads, split_heads
 
-#: The packed sequence is rounded up to a multiple of this many rows, attention's grid to
-#: multiples of ``GRID_ROWS_MULTIPLE`` rows and ``SPAN_MULTIPLE`` columns: the compiled
-#: elementwise kernels (GELU, softmax) trace and keep one graph per input shape, and a
-#: server's forwards would otherwise bring new shapes nearly every time. The extra packed
-#: rows repeat a real token, the extra grid rows are empty; neither is read. Coarser
-#: multiples (32 tokens, 4 grid rows) cost more in extra rows than they saved in tracing.
+#: The packed sequence is rounded up to a multiple of this many rows, attention's grid width
+#: to a multiple of ``SPAN_MULTIPLE`` columns: the compiled elementwise kernels (GELU,
+#: softmax) trace and keep one graph per input shape, and a server's forwards would otherwise
+#: bring new shapes nearly every time. The extra packed rows repeat a real token and are
+#: never read. Coarser rounding (32 tokens, the grid's rows to multiples of 4) cost more in
+#: extra rows than it saved in tracing.
 TOKEN_MULTIPLE = 8
 SPAN_MULTIPLE = 8
-GRID_ROWS_MULTIPLE = 1
 
 
 class Packing:
@@ -38,11 +37,9 @@ class Packing:
     ``tokens``: the real tokens; ``rows``: the packed sequence's length (``tokens`` rounded
     up to :data:`TOKEN_MULTIPLE`; the rows past ``tokens`` repeat the first token);
     ``positions``: each packed row's column (its absolute position id);
-    ``key_mask``: the ``[grid_rows, 1, 1, span]`` boolean mask over keys for attention, where
+    ``key_mask``: the ``[batch, 1, 1, span]`` boolean mask over keys for attention, where
     ``span`` is the last column that holds a real token, plus one, rounded up to
-    :data:`SPAN_MULTIPLE`, and ``grid_rows`` the batch rounded up to
-    :data:`GRID_ROWS_MULTIPLE`: attention runs on that grid, whatever padding the batch came
-    with.
+    :data:`SPAN_MULTIPLE`: attention runs on that grid, whatever padding the batch came with.
     """
 
     def __init__(self, mask: np.ndarray):
@@ -54,7 +51,6 @@ class Packing:
         self.tokens = int(rows.size)
         self.rows = max(1, _round_up(self.tokens, TOKEN_MULTIPLE))
         self.span = _round_up(int(cols.max()) + 1 if self.tokens else 1, SPAN_MULTIPLE)
-        self.grid_rows = _round_up(self.batch, GRID_ROWS_MULTIPLE)
         extra = self.rows - self.tokens  # copies of the first real token (or cell 0)
         rows = np.concatenate([rows, np.full(extra, rows[0] if self.tokens else 0)])
         cols = np.concatenate([cols, np.full(extra, cols[0] if self.tokens else 0)])
@@ -65,18 +61,15 @@ class Packing:
         real = slice(0, self.tokens)
         order = np.arange(self.tokens, dtype=np.int32)
         self._grids = {}
-        for name, height, width in (
-            ("output", self.batch, self.width),
-            ("attention", self.grid_rows, self.span),
-        ):
-            grid = np.full(height * width, self.rows, dtype=np.int32)
+        for name, width in (("output", self.width), ("attention", self.span)):
+            grid = np.full(self.batch * width, self.rows, dtype=np.int32)
             grid[rows[real] * width + cols[real]] = order
             self._grids[name] = mx.array(grid)
         # A row with no real token at all opens every key, as key_padding_mask does (its
         # outputs are never read, but must not be NaN inside the attention products).
-        keys = np.zeros((self.grid_rows, self.span), dtype=bool)
-        keys[: self.batch, : min(self.span, self.width)] = mask[:, : self.span]
-        #: [grid_rows, span]: which grid cells hold a real token (for masks of other shapes)
+        keys = np.zeros((self.batch, self.span), dtype=bool)
+        keys[:, : min(self.span, self.width)] = mask[:, : self.span]
+        #: [batch, span]: which grid cells hold a real token (for masks of other shapes)
         self.grid_tokens = mx.array(keys)
         self.key_mask = mx.array(keys | ~keys.any(axis=1, keepdims=True))[:, None, None, :]
 
@@ -86,19 +79,19 @@ class Packing:
 
     def unpack(self, x: mx.array) -> mx.array:
         """``[rows, features]`` -> ``[batch, width, features]``, zeros at the padding."""
-        return self._spread(x, "output", self.batch, self.width)
+        return self._spread(x, "output", self.width)
 
     def to_attention(self, x: mx.array) -> mx.array:
-        """``[rows, features]`` -> ``[grid_rows, span, features]`` for attention."""
-        return self._spread(x, "attention", self.grid_rows, self.span)
+        """``[rows, features]`` -> ``[batch, span, features]`` for attention."""
+        return self._spread(x, "attention", self.span)
 
     def from_attention(self, x: mx.array) -> mx.array:
-        """``[grid_rows, span, features]`` -> ``[rows, features]``."""
-        return x.reshape(self.grid_rows * self.span, x.shape[-1])[self._attended]
+        """``[batch, span, features]`` -> ``[rows, features]``."""
+        return x.reshape(self.batch * self.span, x.shape[-1])[self._attended]
 
-    def _spread(self, x: mx.array, grid: str, height: int, width: int) -> mx.array:
+    def _spread(self, x: mx.array, grid: str, width: int) -> mx.array:
         padded = mx.concatenate([x, mx.zeros((1, x.shape[-1]), dtype=x.dtype)], axis=0)
-        return padded[self._grids[grid]].reshape(height, width, x.shape[-1])
+        return padded[self._grids[grid]].reshape(self.batch, width, x.shape[-1])
 
 
 def packed_attention(
@@ -117,4 +110,4 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-__all__ = ["GRID_ROWS_MULTIPLE", "SPAN_MULTIPLE", "TOKEN_MULTIPLE", "Packing", "packed_attention"]
+__all__ = ["SPAN_MULTIPLE", "TOKEN_MULTIPLE", "Packing", "packed_attention"]
