@@ -128,3 +128,52 @@ def test_cpu_silu_matches_reference(form):
     grad = mx.grad(lambda v: _layers.silu(v).sum())(mx.array(x[::100]))
     ref_grad = mx.grad(lambda v: nn.silu(v).sum())(mx.array(x[::100]))
     np.testing.assert_allclose(np.array(grad), np.array(ref_grad), atol=1e-5)
+
+
+@pytest.mark.parametrize("weight,bias", [(True, True), (True, False), (False, False)])
+@pytest.mark.parametrize("rows", [1, 7, 300])
+def test_cpu_layer_norm_matches_float64(weight, bias, rows):
+    rng = np.random.default_rng(rows)
+    x = (rng.standard_normal((rows, 384)) * 3 + 1.5).astype(np.float32)
+    w = rng.standard_normal(384).astype(np.float32)
+    b = rng.standard_normal(384).astype(np.float32)
+    x64 = x.astype(np.float64)
+    want = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-12)
+    want = want * (w if weight else 1) + (b if bias else 0)
+    got = _cpu_math.layer_norm(
+        mx.array(x), mx.array(w) if weight else None, mx.array(b) if bias else None, 1e-12
+    )
+    np.testing.assert_allclose(np.array(got), want, atol=2e-5, rtol=1e-5)
+
+
+def test_layer_norm_module_is_nn_layer_norm(monkeypatch):
+    ln = _layers.LayerNorm(16, eps=1e-5, bias=False)
+    ln.weight = mx.array(np.linspace(0.5, 2, 16, dtype=np.float32))
+    x = mx.array(np.random.default_rng(0).standard_normal((2, 5, 16)).astype(np.float32))
+    reference = nn.LayerNorm.__call__(ln, x)
+    calls = []
+    original = _cpu_math.layer_norm
+    monkeypatch.setattr(_cpu_math, "layer_norm", lambda *a: calls.append(1) or original(*a))
+    ln.eval()
+    np.testing.assert_allclose(np.array(ln(x)), np.array(reference), atol=1e-5)
+    assert calls  # inference on a CPU: the matrix-vector form
+    ln.train()
+    calls.clear()
+    np.testing.assert_array_equal(np.array(ln(x)), np.array(reference))
+    assert not calls  # training: MLX's own layer norm and its gradient
+    assert set(ln.keys()) == {"weight"}  # the parameters of nn.LayerNorm
+
+
+def test_cpu_rms_norm_matches_float64_and_the_module():
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((2, 9, 64)) * 2 + 0.5).astype(np.float32)
+    w = rng.standard_normal(64).astype(np.float32)
+    x64 = x.astype(np.float64)
+    want = x64 / np.sqrt((x64**2).mean(-1, keepdims=True) + 1e-6) * w
+    got = _cpu_math.rms_norm(mx.array(x), mx.array(w), 1e-6)
+    np.testing.assert_allclose(np.array(got), want, atol=2e-5, rtol=1e-5)
+    norm = _layers.RMSNorm(64, eps=1e-6)
+    norm.weight = mx.array(w)
+    norm.eval()
+    np.testing.assert_allclose(np.array(norm(mx.array(x))), want, atol=2e-5, rtol=1e-5)
+    assert set(norm.keys()) == {"weight"}

@@ -13,7 +13,7 @@ import pytest
 import mlxbert_core as mb
 from mlxbert_core import parallel
 from mlxbert_core.models._packing import SPAN_MULTIPLE, TOKEN_MULTIPLE, Packing
-from mlxbert_core.parallel import balanced_groups
+from mlxbert_core.parallel import length_groups
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOL = 1e-4  # the fixtures' tolerance on last_hidden_state
@@ -59,9 +59,21 @@ def test_packing_moves_real_tokens_between_grid_and_rows():
     assert packed.shape == (packing.rows, 2)
     np.testing.assert_array_equal(packed[:4], real)
     assert (packed[4:] == real[0]).all()
-    wide = packing.to_attention(x)
-    assert wide.shape == (3, SPAN_MULTIPLE, 2)
-    np.testing.assert_array_equal(np.array(packing.from_attention(wide))[:4], real)
+    # head-major on attention's grid: [rows, heads * d] -> [batch, heads, span, d] and back
+    feats = mx.arange(6 * packing.rows, dtype=mx.float32).reshape(packing.rows, 6)
+    heads = np.array(packing.to_heads(feats, 3))
+    assert heads.shape == (3, 3, SPAN_MULTIPLE, 2)
+    cells = [(0, 0), (0, 1), (0, 2), (1, 0)]
+    for row, (b, s) in enumerate(cells):
+        np.testing.assert_array_equal(heads[b, :, s], np.array(feats[row]).reshape(3, 2))
+    np.testing.assert_array_equal(
+        packing.from_heads(mx.array(heads)),
+        np.array(feats)[[0, 1, 2, 3] + [0] * (packing.rows - 4)],
+    )
+    groups = np.array(packing.to_heads(feats, 1, groups=3))  # [q | k | v] rows, one head
+    assert groups.shape == (3, 3, 1, SPAN_MULTIPLE, 2)
+    for row, (b, s) in enumerate(cells):
+        np.testing.assert_array_equal(groups[:, b, 0, s], np.array(feats[row]).reshape(3, 2))
     keys = np.array(packing.key_mask)[:, 0, 0]
     assert keys[:3, :3].tolist() == [[True] * 3, [True, False, False], [True] * 3]
     assert not keys[:2, 3:].any() and keys[2:].all()  # an empty row opens every key
@@ -74,14 +86,23 @@ def test_packed_shapes_are_few():
     assert len(shapes) == -(-39 // TOKEN_MULTIPLE) < len(lengths)
 
 
-def test_rows_are_dealt_to_groups_of_equal_tokens():
-    weights = [41, 29, 8, 18, 2, 25, 7]
-    groups = balanced_groups(weights, 2)
+def test_rows_are_grouped_by_length_at_equal_cost():
+    lengths = [41, 29, 8, 18, 2, 25, 7]
+    groups = length_groups(lengths, 2)
     assert sorted(np.concatenate(groups).tolist()) == list(range(7))
-    loads = [sum(weights[i] for i in g) for g in groups]
-    assert abs(loads[0] - loads[1]) <= 2
     assert all(list(g) == sorted(g) for g in groups)
-    assert [g.tolist() for g in balanced_groups([5, 1], 4)] == [[0], [1]]  # no empty groups
+    first, second = ([lengths[i] for i in g] for g in groups)
+    assert min(first) >= max(second)  # the longest rows together
+    assert abs(sum(first) - sum(second)) <= max(lengths)  # equal tokens
+    # with attention's cost, the long rows' group gets fewer tokens
+    lengths = [40] + [10] * 8
+    plain = [sum(lengths[i] for i in g) for g in length_groups(lengths, 2)]
+    assert plain == [60, 60]
+    costly = [[lengths[i] for i in g] for g in length_groups(lengths, 2, pair_cost=0.02)]
+    assert costly == [[40], [10] * 8]  # costs 72 and 96; [40, 10] would cost 114
+
+    assert [g.tolist() for g in length_groups([5, 1], 4)] == [[0], [1]]  # no empty groups
+    assert len(length_groups([3] * 10, 3)) == 3
 
 
 @pytest.mark.parametrize("arch", ["bert", "modernbert", "neobert"])
@@ -98,12 +119,13 @@ def test_eager_per_core_packs_and_equals_the_reference(arch, groups_run):
     assert not got[~real].any()  # the padding's rows are zero
     if "pooler_output" in io:
         assert np.abs(np.array(out.pooler_output) - io["pooler_output"]).max() < TOL
-    # one run of two groups of near-equal real tokens, not two equal slices of rows
+    # one run of two groups of rows by length, not two equal slices of rows
     [(count, batch, bounds)] = groups_run
     assert (count, batch) == (2, len(real)) and bounds is not None
     tokens = real.sum(axis=1)
-    loads = [sum(tokens[g]) for g in balanced_groups(tokens, 2)]
-    assert abs(loads[0] - loads[1]) <= tokens.max()
+    long_rows, short_rows = length_groups(tokens, 2, model._pair_cost())
+    assert bounds == [0, len(long_rows), len(real)]
+    assert tokens[long_rows].min() >= tokens[short_rows].max()
     with model.eager_forward():  # the plain eager forward: padded, unsplit
         plain = np.array(model(**inputs).last_hidden_state)
     np.testing.assert_allclose(got[real], plain[real], atol=1e-5)

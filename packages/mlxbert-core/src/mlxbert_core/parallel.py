@@ -7,8 +7,9 @@ batch into as many slices as there are cores, runs each slice's forward on its o
 stream with OpenBLAS on one thread, and joins the outputs: every part of the forward then
 runs in parallel (measured with ``tools/bench/encoder.py``; figures in docs/BENCHMARKS.md). The
 encoders' default (compiled) inference call does the same through :func:`split_call`;
-:func:`parallel_forward` does it for any model call. :func:`split_rows` deals the rows into
-groups of equal weight instead (a packed forward's work grows with real tokens, not rows).
+:func:`parallel_forward` does it for any model call. :func:`split_rows` puts rows of similar
+length together in groups of equal cost instead (a packed forward's work grows with real
+tokens, not rows).
 
 The result equals the plain forward up to float rounding (matrix products of different
 shapes sum in different orders). Inference only: the slices' outputs are evaluated before
@@ -30,9 +31,9 @@ from mlxbert_core.encoder import find_encoder
 
 __all__ = [
     "AUTO_MAX_CORES",
-    "balanced_groups",
     "cpu_cores",
     "default_streams",
+    "length_groups",
     "parallel_forward",
     "split_call",
     "split_rows",
@@ -197,30 +198,57 @@ def split_call(fn: Callable[..., tuple], arrays: list[mx.array]) -> tuple:
         return fn(*arrays)
 
 
-def balanced_groups(weights: Any, count: int) -> list[np.ndarray]:
-    """Row indices dealt into ``count`` groups of near-equal total weight (heaviest rows
-    first, each to the lightest group so far); each group in ascending row order."""
-    weights = np.asarray(weights)
-    loads = [0.0] * count
-    groups: list[list[int]] = [[] for _ in range(count)]
-    for row in np.argsort(-weights, kind="stable"):
-        lightest = loads.index(min(loads))
-        groups[lightest].append(int(row))
-        loads[lightest] += float(weights[row])
-    return [np.array(sorted(g), dtype=np.int64) for g in groups if g]
+def length_groups(lengths: Any, count: int, pair_cost: float = 0.0) -> list[np.ndarray]:
+    """Row indices in up to ``count`` groups of similar lengths (the longest rows in the first
+    group), of near-equal cost: a group's cost is its total length plus ``pair_cost`` per
+    (query, key) pair of its attention grid, ``rows * longest ** 2``. Each group in ascending
+    row order; no empty groups.
+
+    Rows of like length together keep each group's attention grid (as wide as its longest
+    row) close to its real tokens; dealing long rows to every group would make every grid
+    as wide as the longest row of the batch.
+    """
+    lengths = np.asarray(lengths, dtype=np.float64)
+    order = np.argsort(-lengths, kind="stable")
+    ranked = lengths[order]
+
+    def cuts_for(cap: float) -> list[int]:
+        # Greedy runs under ``cap`` (a run's cost only grows as shorter rows join it).
+        cuts, start, total = [], 0, 0.0
+        for i, length in enumerate(ranked):
+            total += length
+            if i > start and total + pair_cost * (i - start + 1) * ranked[start] ** 2 > cap:
+                cuts.append(i)
+                start, total = i, length
+        return cuts
+
+    # The smallest cap that needs at most ``count`` runs, by bisection.
+    low = float(ranked.max() + pair_cost * ranked.max() ** 2) if ranked.size else 0.0
+    high = float(ranked.sum() + pair_cost * ranked.size * (ranked.max() ** 2 if ranked.size else 0))
+    for _ in range(48):
+        middle = (low + high) / 2
+        if len(cuts_for(middle)) < count:
+            high = middle
+        else:
+            low = middle
+    runs = np.split(order, cuts_for(high))
+    return [np.sort(run).astype(np.int64) for run in runs if run.size]
 
 
-def split_rows(fn: Callable[..., tuple], arrays: list[mx.array | None], weights: Any) -> tuple:
+def split_rows(
+    fn: Callable[..., tuple], arrays: list[mx.array | None], lengths: Any, pair_cost: float = 0.0
+) -> tuple:
     """``fn(*arrays)`` for batch-first ``arrays`` (None entries passed through) and a function
-    returning a tuple of batch-first arrays, with the rows dealt into one group per core of
-    near-equal total ``weights`` (e.g. real tokens per row) rather than cut into equal
-    slices: for work that grows with the weight, not the row count. Outputs come back in
-    the input's row order, evaluated. The plain call where :func:`split_call` makes one."""
+    returning a tuple of batch-first arrays, with the rows in one group per core of similar
+    ``lengths`` (real tokens per row) and near-equal cost (:func:`length_groups`) rather
+    than cut into equal slices: for work that grows with the real tokens, not the row
+    count. Outputs come back in the input's row order, evaluated. The plain call where
+    :func:`split_call` makes one."""
     count = default_streams()
-    batch = len(weights)
+    batch = len(lengths)
     if _depth() or count <= 1 or batch <= 1 or mx.default_device().type != mx.DeviceType.cpu:
         return fn(*arrays)
-    groups = balanced_groups(weights, min(count, batch))
+    groups = length_groups(lengths, min(count, batch), pair_cost)
     order = np.concatenate(groups)
     take = mx.array(order.astype(np.int32))
     grouped = [None if a is None else a[take] for a in arrays]

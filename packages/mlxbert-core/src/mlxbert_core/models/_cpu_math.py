@@ -1,4 +1,5 @@
-"""GELU, SiLU and softmax for MLX's CPU backend: compiled, fused, with closed-form gradients.
+"""GELU, SiLU and softmax for MLX's CPU backend: compiled, fused, with closed-form gradients;
+and layer and RMS norms for inference.
 
 MLX runs elementwise math on the CPU either through its precompiled kernels (scalar ``exp``
 and ``erf``, several times slower than PyTorch's vectorised ones) or, inside ``mx.compile``,
@@ -16,6 +17,11 @@ Letting autodiff differentiate these expressions op by op (a polynomial, a ratio
 bit tricks) would cost several times their forward pass, so each is an ``mx.custom_function``
 whose gradient is one more fused kernel of the exact derivative. Both forms agree with the
 float64 functions to float32 precision (see the tests).
+
+MLX's CPU reduction over a row is scalar code, which makes its layer norm (two means per
+row) cost several passes over the activations. :func:`layer_norm` and :func:`rms_norm` take
+the means as matrix-vector products with a column of ``1/n`` (OpenBLAS), and the
+normalisation as one fused kernel.
 """
 
 from __future__ import annotations
@@ -212,3 +218,35 @@ def softmax(
     """Masked softmax over ``axis`` (-1 or -2), float32 inside, result in the input dtype."""
     plain, masked = _SOFTMAX[(form or default_form(), axis)]
     return plain(scores) if mask is None else masked(scores, mask)
+
+
+def _normalize(affine: tuple[bool, bool]):
+    weighted, biased = affine
+
+    def normalize(centered, variance, eps, weight, bias):
+        out = centered * mx.rsqrt(variance + eps)
+        out = out * weight if weighted else out
+        return out + bias if biased else out
+
+    return mx.compile(normalize, shapeless=True)
+
+
+_NORMALIZE = {(w, b): _normalize((w, b)) for w in (False, True) for b in (False, True)}
+
+
+def layer_norm(x: mx.array, weight: mx.array | None, bias: mx.array | None, eps: float) -> mx.array:
+    """Layer norm over the last axis of float32 ``x`` (inference: no custom gradient)."""
+    n = x.shape[-1]
+    average = mx.full((n, 1), 1.0 / n, dtype=x.dtype)
+    centered = x - x @ average
+    variance = (centered * centered) @ average
+    fn = _NORMALIZE[(weight is not None, bias is not None)]
+    return fn(centered, variance, mx.array(eps, x.dtype), weight, bias)
+
+
+def rms_norm(x: mx.array, weight: mx.array, eps: float) -> mx.array:
+    """RMS norm over the last axis of float32 ``x`` (inference: no custom gradient)."""
+    n = x.shape[-1]
+    average = mx.full((n, 1), 1.0 / n, dtype=x.dtype)
+    mean_square = (x * x) @ average
+    return _NORMALIZE[(True, False)](x, mean_square, mx.array(eps, x.dtype), weight, None)

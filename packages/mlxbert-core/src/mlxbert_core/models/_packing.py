@@ -19,7 +19,7 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
-from ._layers import attention, merge_heads, split_heads
+from ._layers import attention
 
 #: The packed sequence is rounded up to a multiple of this many rows, attention's grid width
 #: to a multiple of ``SPAN_MULTIPLE`` columns: the compiled elementwise kernels (GELU,
@@ -56,15 +56,17 @@ class Packing:
         cols = np.concatenate([cols, np.full(extra, cols[0] if self.tokens else 0)])
         self.positions = mx.array(cols.astype(np.int32))
         self._inputs = mx.array((rows * self.width + cols).astype(np.int32))
-        self._attended = mx.array((rows * self.span + cols).astype(np.int32))
-        # grid cell -> packed row; padding -> one extra row of zeros past the packed rows
-        real = slice(0, self.tokens)
-        order = np.arange(self.tokens, dtype=np.int32)
-        self._grids = {}
-        for name, width in (("output", self.width), ("attention", self.span)):
-            grid = np.full(self.batch * width, self.rows, dtype=np.int32)
-            grid[rows[real] * width + cols[real]] = order
-            self._grids[name] = mx.array(grid)
+        self._row_of, self._col_of = rows, cols  # each packed row's cell
+        # output grid cell -> packed row; padding -> one extra row of zeros past the packed rows
+        grid = np.full(self.batch * self.width, self.rows, dtype=np.int32)
+        grid[rows[: self.tokens] * self.width + cols[: self.tokens]] = np.arange(self.tokens)
+        self._output_grid = mx.array(grid)
+        # attention grid cell -> packed row; a padding cell reads row 0, a real token: its
+        # values only need to be finite (masked keys, query rows never read back)
+        cells = np.zeros((self.batch, self.span), dtype=np.int64)
+        cells[rows[: self.tokens], cols[: self.tokens]] = np.arange(self.tokens)
+        self._cell_rows = cells
+        self._heads: dict[tuple[str, int, int], mx.array] = {}
         # A row with no real token at all opens every key, as key_padding_mask does (its
         # outputs are never read, but must not be NaN inside the attention products).
         keys = np.zeros((self.batch, self.span), dtype=bool)
@@ -79,31 +81,50 @@ class Packing:
 
     def unpack(self, x: mx.array) -> mx.array:
         """``[rows, features]`` -> ``[batch, width, features]``, zeros at the padding."""
-        return self._spread(x, "output", self.width)
-
-    def to_attention(self, x: mx.array) -> mx.array:
-        """``[rows, features]`` -> ``[batch, span, features]`` for attention."""
-        return self._spread(x, "attention", self.span)
-
-    def from_attention(self, x: mx.array) -> mx.array:
-        """``[batch, span, features]`` -> ``[rows, features]``."""
-        return x.reshape(self.batch * self.span, x.shape[-1])[self._attended]
-
-    def _spread(self, x: mx.array, grid: str, width: int) -> mx.array:
         padded = mx.concatenate([x, mx.zeros((1, x.shape[-1]), dtype=x.dtype)], axis=0)
-        return padded[self._grids[grid]].reshape(self.batch, width, x.shape[-1])
+        return padded[self._output_grid].reshape(self.batch, self.width, x.shape[-1])
+
+    def to_heads(self, x: mx.array, num_heads: int, groups: int = 1) -> mx.array:
+        """``[rows, groups * num_heads * d]`` -> ``[groups, batch, num_heads, span, d]``
+        (``[batch, num_heads, span, d]`` for one group): packed rows laid out head-major on
+        attention's grid in one gather, which leaves the heads contiguous for the attention
+        products (a reshape and transpose of the grid would copy them once more)."""
+        d = x.shape[-1] // (groups * num_heads)
+        index = self._head_index("to", num_heads, groups)
+        return x.reshape(self.rows * groups * num_heads, d)[index]
+
+    def from_heads(self, x: mx.array) -> mx.array:
+        """``[batch, num_heads, span, d]`` -> ``[rows, num_heads * d]``: attention's output,
+        packed again in one gather."""
+        batch, num_heads, span, d = x.shape
+        index = self._head_index("from", num_heads, 1)
+        return x.reshape(batch * num_heads * span, d)[index].reshape(self.rows, num_heads * d)
+
+    def _head_index(self, way: str, num_heads: int, groups: int) -> mx.array:
+        # Built once per forward and head layout, then shared by every layer.
+        key = (way, num_heads, groups)
+        if key not in self._heads:
+            heads = np.arange(num_heads)
+            if way == "to":  # [groups, batch, heads, span]: the packed chunk of each cell
+                rows = self._cell_rows[None, :, None, :]
+                group = np.arange(groups)[:, None, None, None]
+                index = (rows * groups + group) * num_heads + heads[None, None, :, None]
+                index = index[0] if groups == 1 else index
+            else:  # [rows, heads]: the grid cell of each packed row
+                cell = self._row_of[:, None] * num_heads + heads[None, :]
+                index = cell * self.span + self._col_of[:, None]
+            self._heads[key] = mx.array(index.astype(np.int32))
+        return self._heads[key]
 
 
 def packed_attention(
     packing: Packing, q: mx.array, k: mx.array, v: mx.array, *, num_heads: int, scale: float
 ) -> mx.array:
-    """Attention of packed ``[rows, hidden]`` queries, keys and values: laid out on the
-    padded grid (one gather for the three), attended with the padding mask, packed again."""
-    cuts = [q.shape[-1], q.shape[-1] + k.shape[-1]]
-    grid = packing.to_attention(mx.concatenate([q, k, v], axis=-1))
-    q, k, v = (split_heads(t, num_heads) for t in mx.split(grid, cuts, axis=-1))
+    """Attention of packed ``[rows, hidden]`` queries, keys and values: laid out head-major
+    on the padded grid, attended with the padding mask, packed again."""
+    q, k, v = (packing.to_heads(t, num_heads) for t in (q, k, v))
     out, _ = attention(q, k, v, scale=scale, mask=packing.key_mask)
-    return packing.from_attention(merge_heads(out))
+    return packing.from_heads(out)
 
 
 def _round_up(value: int, multiple: int) -> int:

@@ -23,6 +23,7 @@ from ..presets import ModelPreset
 from ..registry import Architecture
 from ._layers import (
     CompiledForward,
+    LayerNorm,
     attention,
     config_fields,
     fused_linears,
@@ -106,7 +107,7 @@ class BertEmbeddings(nn.Module):
         self.word_embeddings = Embedding(args.vocab_size, args.hidden_size)
         self.position_embeddings = Embedding(args.max_position_embeddings, args.hidden_size)
         self.token_type_embeddings = Embedding(args.type_vocab_size, args.hidden_size)
-        self.LayerNorm = nn.LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
+        self.LayerNorm = LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
         self.dropout = nn.Dropout(args.hidden_dropout_prob)
 
     def __call__(
@@ -165,7 +166,7 @@ class BertSelfOutput(nn.Module):
     def __init__(self, args: BertModelArgs, in_dims: int | None = None):
         super().__init__()
         self.dense = nn.Linear(in_dims or args.hidden_size, args.hidden_size)
-        self.LayerNorm = nn.LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
+        self.LayerNorm = LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
         self.dropout = nn.Dropout(args.hidden_dropout_prob)
 
     def __call__(self, x: mx.array, residual: mx.array) -> mx.array:
@@ -341,7 +342,7 @@ class BertPredictionHeadTransform(nn.Module):
     def __init__(self, args: BertModelArgs):
         super().__init__()
         self.dense = nn.Linear(args.hidden_size, args.hidden_size)
-        self.LayerNorm = nn.LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
+        self.LayerNorm = LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
         self._act = get_activation(args.hidden_act)
 
     def __call__(self, x: mx.array) -> mx.array:

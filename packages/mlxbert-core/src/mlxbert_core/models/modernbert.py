@@ -24,6 +24,7 @@ from ..presets import ModelPreset
 from ..registry import Architecture
 from ._layers import (
     CompiledForward,
+    LayerNorm,
     attention,
     config_fields,
     get_activation,
@@ -151,7 +152,7 @@ class ModernBertEmbeddings(nn.Module):
     def __init__(self, args: ModernBertModelArgs):
         super().__init__()
         self.tok_embeddings = Embedding(args.vocab_size, args.hidden_size)
-        self.norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
+        self.norm = LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
         self.drop = nn.Dropout(args.embedding_dropout)
 
     def __call__(self, input_ids: mx.array) -> mx.array:
@@ -178,12 +179,13 @@ class ModernBertAttention(nn.Module):
         packing: Packing | None = None,
     ):
         qkv = self.Wqkv(x)
+        # Wqkv rows are [q (all heads) | k | v]: read as [3, B, H, S, D].
         if packing is not None:  # packed rows: attention on the padded grid (mask is its own)
-            qkv = packing.to_attention(qkv)
-        b, s, _ = qkv.shape
-        # Wqkv rows are [q (all heads) | k | v]: read as [B, S, 3, H, D].
-        qkv = qkv.reshape(b, s, 3, self.num_heads, self.head_dim)
-        qkv = qkv.transpose(2, 0, 3, 1, 4)  # [3, B, H, S, D]
+            qkv = packing.to_heads(qkv, self.num_heads, groups=3)
+        else:
+            b, s, _ = qkv.shape
+            qkv = qkv.reshape(b, s, 3, self.num_heads, self.head_dim)
+            qkv = qkv.transpose(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         q = mx.fast.rope(
             q, self.head_dim, traditional=False, base=self.rope_theta, scale=1.0, offset=0
@@ -194,9 +196,7 @@ class ModernBertAttention(nn.Module):
         out, probs = attention(
             q, k, v, scale=self.scale, mask=mask, output_attentions=output_attentions
         )
-        out = merge_heads(out)
-        if packing is not None:
-            out = packing.from_attention(out)
+        out = packing.from_heads(out) if packing is not None else merge_heads(out)
         return self.out_drop(self.Wo(out)), probs
 
 
@@ -222,9 +222,9 @@ class ModernBertEncoderLayer(nn.Module):
         super().__init__()
         self.layer_type = args.layer_types[layer_id]
         if layer_id != 0:
-            self.attn_norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
+            self.attn_norm = LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
         self.attn = ModernBertAttention(args, self.layer_type)
-        self.mlp_norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
+        self.mlp_norm = LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
         self.mlp = ModernBertMLP(args)
 
     def __call__(
@@ -261,7 +261,7 @@ class ModernBertModel(EncoderBase, nn.Module, CompiledForward):
         # below, which Encoder's isinstance check can see (it looks attributes up statically
         # from Python 3.12 on, and module children are dict entries, not attributes).
         self["layers"] = [ModernBertEncoderLayer(args, i) for i in range(args.num_hidden_layers)]
-        self.final_norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
+        self.final_norm = LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
 
     @property
     def layers(self) -> list[ModernBertEncoderLayer]:
@@ -392,7 +392,7 @@ class ModernBertPredictionHead(nn.Module):
     def __init__(self, args: ModernBertModelArgs):
         super().__init__()
         self.dense = nn.Linear(args.hidden_size, args.hidden_size, bias=args.classifier_bias)
-        self.norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
+        self.norm = LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
         self._act = get_activation(args.classifier_activation)
 
     def __call__(self, x: mx.array) -> mx.array:

@@ -21,6 +21,7 @@ from ..presets import ModelPreset
 from ..registry import Architecture
 from ._layers import (
     CompiledForward,
+    RMSNorm,
     attention,
     config_fields,
     ignored_heads_notes,
@@ -129,8 +130,8 @@ class EncoderBlock(nn.Module):
         self.qkv = nn.Linear(args.hidden_size, 3 * args.hidden_size, bias=False)
         self.wo = nn.Linear(args.hidden_size, args.hidden_size, bias=False)
         self.ffn = SwiGLU(args)
-        self.attention_norm = nn.RMSNorm(args.hidden_size, eps=args.norm_eps)
-        self.ffn_norm = nn.RMSNorm(args.hidden_size, eps=args.norm_eps)
+        self.attention_norm = RMSNorm(args.hidden_size, eps=args.norm_eps)
+        self.ffn_norm = RMSNorm(args.hidden_size, eps=args.norm_eps)
 
     def _attend(
         self,
@@ -140,20 +141,21 @@ class EncoderBlock(nn.Module):
         packing: Packing | None = None,
     ):
         qkv = self.qkv(x)
-        if packing is not None:  # packed rows: attention on the padded grid
-            qkv, mask = packing.to_attention(qkv), packing.key_mask
-        b, s, _ = qkv.shape
         d = self.head_dim
-        # Per-head layout: each head's 3*D outputs are [q | k | v].
-        qkv = qkv.reshape(b, s, self.num_heads, 3 * d).transpose(0, 2, 1, 3)
+        # Per-head layout: each head's 3*D outputs are [q | k | v]; read as [B, H, S, 3D].
+        if packing is not None:  # packed rows: attention on the padded grid
+            qkv, mask = packing.to_heads(qkv, self.num_heads), packing.key_mask
+        else:
+            b, s, _ = qkv.shape
+            qkv = qkv.reshape(b, s, self.num_heads, 3 * d).transpose(0, 2, 1, 3)
         q, k, v = qkv[..., :d], qkv[..., d : 2 * d], qkv[..., 2 * d :]
         q = mx.fast.rope(q, d, traditional=True, base=self.rope_theta, scale=1.0, offset=0)
         k = mx.fast.rope(k, d, traditional=True, base=self.rope_theta, scale=1.0, offset=0)
         out, probs = attention(
             q, k, v, scale=self.scale, mask=mask, output_attentions=output_attentions
         )
-        out = merge_heads(out)
-        return self.wo(packing.from_attention(out) if packing is not None else out), probs
+        out = packing.from_heads(out) if packing is not None else merge_heads(out)
+        return self.wo(out), probs
 
     def __call__(
         self,
@@ -187,7 +189,7 @@ class NeoBERT(EncoderBase, nn.Module, CompiledForward):
         self.config = args
         self.encoder = Embedding(args.vocab_size, args.hidden_size)
         self.transformer_encoder = [EncoderBlock(args) for _ in range(args.num_hidden_layers)]
-        self.layer_norm = nn.RMSNorm(args.hidden_size, eps=args.norm_eps)
+        self.layer_norm = RMSNorm(args.hidden_size, eps=args.norm_eps)
 
     @property
     def max_positions(self) -> int:
