@@ -11,6 +11,7 @@ normally.
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import socket
 import sys
@@ -122,6 +123,11 @@ def run(
             server_header=False,
         )
         server = _Server(config, service)
+        # What is loaded by now (models, tokenizers, libraries) lives as long as the server:
+        # keep it out of the collector's full passes, which would walk all of it again and
+        # again while holding the interpreter lock that requests and forwards both need.
+        gc.collect()
+        gc.freeze()
         server.run(sockets=[sock])
     finally:
         service.close()
