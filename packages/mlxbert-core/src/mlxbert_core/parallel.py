@@ -236,9 +236,13 @@ def length_groups(lengths: Any, count: int, pair_cost: float = 0.0) -> list[np.n
 
 
 def split_rows(
-    fn: Callable[..., tuple], arrays: list[mx.array | None], lengths: Any, pair_cost: float = 0.0
+    fn: Callable[..., tuple],
+    arrays: list[mx.array | np.ndarray | None],
+    lengths: Any,
+    pair_cost: float = 0.0,
 ) -> tuple:
-    """``fn(*arrays)`` for batch-first ``arrays`` (None entries passed through) and a function
+    """``fn(*arrays)`` for batch-first ``arrays`` (MLX or NumPy; None entries passed
+    through) and a function
     returning a tuple of batch-first arrays, with the rows in one group per core of similar
     ``lengths`` (real tokens per row) and near-equal cost (:func:`length_groups`) rather
     than cut into equal slices: for work that grows with the real tokens, not the row
@@ -251,7 +255,9 @@ def split_rows(
     groups = length_groups(lengths, min(count, batch), pair_cost)
     order = np.concatenate(groups)
     take = mx.array(order.astype(np.int32))
-    grouped = [None if a is None else a[take] for a in arrays]
+    grouped = [
+        None if a is None else a[order] if isinstance(a, np.ndarray) else a[take] for a in arrays
+    ]
     bounds = np.concatenate([[0], np.cumsum([len(g) for g in groups])])
     joined = _on_streams(
         len(groups),

@@ -529,9 +529,12 @@ class CompiledForward:
         self, fn: Callable[..., tuple], input_ids: mx.array, attention_mask: mx.array, *rest
     ) -> tuple:
         """``fn(input_ids, attention_mask, *rest)``, the rows in one group per core of similar
-        lengths and equal cost (:func:`mlxbert_core.parallel.split_rows`)."""
-        tokens = np.array(attention_mask != 0).sum(axis=1)
-        return split_rows(fn, [input_ids, attention_mask, *rest], tokens, self._pair_cost())
+        lengths and equal cost (:func:`mlxbert_core.parallel.split_rows`). ``fn`` gets the
+        inputs as NumPy arrays: a packed forward lays its tokens out on the host, and
+        slicing MLX arrays would make each group wait for an evaluation of its slice."""
+        host = [None if a is None else np.asarray(a) for a in (input_ids, attention_mask, *rest)]
+        tokens = (host[1] != 0).sum(axis=1)
+        return split_rows(fn, host, tokens, self._pair_cost())
 
     def _pair_cost(self) -> float:
         """The cost of one (query, key) pair of attention against one token's projections

@@ -55,7 +55,7 @@ class Packing:
         rows = np.concatenate([rows, np.full(extra, rows[0] if self.tokens else 0)])
         cols = np.concatenate([cols, np.full(extra, cols[0] if self.tokens else 0)])
         self.positions = mx.array(cols.astype(np.int32))
-        self._inputs = mx.array((rows * self.width + cols).astype(np.int32))
+        self._inputs = rows * self.width + cols
         self._row_of, self._col_of = rows, cols  # each packed row's cell
         # output grid cell -> packed row; padding -> one extra row of zeros past the packed rows
         grid = np.full(self.batch * self.width, self.rows, dtype=np.int32)
@@ -75,9 +75,11 @@ class Packing:
         self.grid_tokens = mx.array(keys)
         self.key_mask = mx.array(keys | ~keys.any(axis=1, keepdims=True))[:, None, None, :]
 
-    def pack(self, x: mx.array) -> mx.array:
-        """``[batch, width, ...]`` inputs -> ``[rows, ...]``: the real tokens' entries."""
-        return x.reshape(self.batch * self.width, *x.shape[2:])[self._inputs]
+    def pack(self, x: np.ndarray | mx.array) -> mx.array:
+        """``[batch, width, ...]`` inputs (token ids, token types) -> ``[rows, ...]``: the
+        real tokens' entries, taken on the host."""
+        x = np.asarray(x)
+        return mx.array(x.reshape(self.batch * self.width, *x.shape[2:])[self._inputs])
 
     def unpack(self, x: mx.array) -> mx.array:
         """``[rows, features]`` -> ``[batch, width, features]``, zeros at the padding."""

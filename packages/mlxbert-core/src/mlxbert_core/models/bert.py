@@ -325,11 +325,11 @@ class BertModel(EncoderBase, BertLayout, nn.Module, CompiledForward):
         return (x, self.pooler(x)) if self.has_pooler else (x,)
 
     def _packed_forward(
-        self, input_ids: mx.array, attention_mask: mx.array, token_type_ids: mx.array | None
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray | None
     ) -> tuple[mx.array, ...]:
         """(last_hidden_state, [pooler_output]) of the real tokens only (see
         :mod:`._packing`); the padding's rows of last_hidden_state are zero."""
-        packing = Packing(np.array(attention_mask))
+        packing = Packing(attention_mask)
         types = None if token_type_ids is None else packing.pack(token_type_ids)
         x = self.embeddings(packing.pack(input_ids), types, packing.positions)
         for layer in self.layers:

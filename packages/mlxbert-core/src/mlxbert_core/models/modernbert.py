@@ -374,11 +374,11 @@ class ModernBertModel(EncoderBase, nn.Module, CompiledForward):
         x, _, _ = self._encode_layers(input_ids, attention_mask, False, False)
         return (self.final_norm(x),)
 
-    def _packed_forward(self, input_ids: mx.array, attention_mask: mx.array) -> tuple[mx.array]:
+    def _packed_forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[mx.array]:
         """(last_hidden_state,) of the real tokens only (see :mod:`._packing`); the padding's
         rows are zero. The global and sliding-window masks are built on the attention grid,
         whose columns are the tokens' positions."""
-        packing = Packing(np.array(attention_mask))
+        packing = Packing(attention_mask)
         masks = self._masks(packing.grid_tokens, packing.span)
         x = self.embeddings(packing.pack(input_ids))
         for layer in self.layers:

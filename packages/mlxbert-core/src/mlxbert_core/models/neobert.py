@@ -252,10 +252,10 @@ class NeoBERT(EncoderBase, nn.Module, CompiledForward):
             x, _ = layer(x, mask)
         return (self.layer_norm(x),)
 
-    def _packed_forward(self, input_ids: mx.array, attention_mask: mx.array) -> tuple[mx.array]:
+    def _packed_forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[mx.array]:
         """(last_hidden_state,) of the real tokens only (see :mod:`._packing`); the padding's
         rows are zero."""
-        packing = Packing(np.array(attention_mask))
+        packing = Packing(attention_mask)
         x = self.encoder(packing.pack(input_ids))
         for layer in self.layers:
             x, _ = layer(x, None, packing=packing)
