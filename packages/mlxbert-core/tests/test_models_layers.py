@@ -177,3 +177,17 @@ def test_cpu_rms_norm_matches_float64_and_the_module():
     norm.eval()
     np.testing.assert_allclose(np.array(norm(mx.array(x))), want, atol=2e-5, rtol=1e-5)
     assert set(norm.keys()) == {"weight"}
+
+
+def test_cpu_norms_in_eval_mode_keep_gradients():
+    # attribution methods take gradients through a model in eval mode
+    x = mx.array(np.random.default_rng(1).standard_normal((3, 5, 16)).astype(np.float32))
+    for ours, reference in (
+        (_layers.LayerNorm(16), nn.LayerNorm(16)),
+        (_layers.RMSNorm(16), nn.RMSNorm(16)),
+    ):
+        reference.update(ours.parameters())
+        ours.eval()
+        got = mx.grad(lambda v, m=ours: (m(v) ** 3).sum())(x)
+        want = mx.grad(lambda v, m=reference: (m(v) ** 3).sum())(x)
+        np.testing.assert_allclose(np.array(got), np.array(want), atol=1e-4)
