@@ -361,9 +361,14 @@ GPU_FUSED_QKV = True
 GPU_SPLIT_BIAS = False
 
 
-def linear(layer: nn.Module, x: mx.array) -> mx.array:
-    """``layer(x)``; on GPU with ``GPU_SPLIT_BIAS``, a plain ``nn.Linear`` as matmul + add."""
-    if GPU_SPLIT_BIAS and type(layer) is nn.Linear and "bias" in layer and not on_cpu():
+def linear(layer: nn.Module, x: mx.array, split_bias: bool = False) -> mx.array:
+    """``layer(x)``, or for a plain ``nn.Linear`` with a bias, ``x @ Wᵀ + b``: on GPU with
+    ``GPU_SPLIT_BIAS``, and where the caller asks (``split_bias``: the packed forward on a
+    CPU, which runs eagerly). There ``addmm`` first fills its output with the broadcast bias
+    through MLX's general (scalar) copy, slower than a vectorised add; in a compiled CPU
+    forward ``addmm`` measured faster, so it stays."""
+    split = split_bias or (GPU_SPLIT_BIAS and not on_cpu())
+    if split and type(layer) is nn.Linear and "bias" in layer:
         return x @ layer.weight.T + layer.bias
     return layer(x)
 

@@ -149,7 +149,8 @@ class BertSelfAttention(nn.Module):
     ):
         qkv = fused_linears(x, (self.query, self.key, self.value))
         if qkv is None:
-            qkv = tuple(linear(p, x) for p in (self.query, self.key, self.value))
+            split = packing is not None
+            qkv = tuple(linear(p, x, split) for p in (self.query, self.key, self.value))
         if packing is not None:
             return packed_attention(packing, *qkv, num_heads=self.num_heads, scale=self.scale), None
         q, k, v = (split_heads(t, self.num_heads) for t in qkv)
@@ -169,8 +170,8 @@ class BertSelfOutput(nn.Module):
         self.LayerNorm = LayerNorm(args.hidden_size, eps=args.layer_norm_eps)
         self.dropout = nn.Dropout(args.hidden_dropout_prob)
 
-    def __call__(self, x: mx.array, residual: mx.array) -> mx.array:
-        return self.LayerNorm(self.dropout(linear(self.dense, x)) + residual)
+    def __call__(self, x: mx.array, residual: mx.array, split_bias: bool = False) -> mx.array:
+        return self.LayerNorm(self.dropout(linear(self.dense, x, split_bias)) + residual)
 
 
 class BertAttention(nn.Module):
@@ -187,7 +188,7 @@ class BertAttention(nn.Module):
         packing: Packing | None = None,
     ):
         context, probs = self.self(x, mask, output_attentions, packing)
-        return self.output(context, x), probs
+        return self.output(context, x, packing is not None), probs
 
 
 class BertIntermediate(nn.Module):
@@ -196,8 +197,8 @@ class BertIntermediate(nn.Module):
         self.dense = nn.Linear(args.hidden_size, args.intermediate_size)
         self._act = get_activation(args.hidden_act)
 
-    def __call__(self, x: mx.array) -> mx.array:
-        return self._act(linear(self.dense, x))
+    def __call__(self, x: mx.array, split_bias: bool = False) -> mx.array:
+        return self._act(linear(self.dense, x, split_bias))
 
 
 class BertOutput(BertSelfOutput):
@@ -224,7 +225,8 @@ class BertLayer(nn.Module):
         """``x`` is ``[batch, width, hidden]``, or packed ``[tokens, hidden]`` with its
         ``packing`` (then ``mask`` is unused)."""
         x, probs = self.attention(x, mask, output_attentions, packing)
-        return self.output(self.intermediate(x), x), probs
+        split = packing is not None  # eager: matrix product and bias apart (see ``linear``)
+        return self.output(self.intermediate(x, split), x, split), probs
 
 
 class BertEncoder(nn.Module):
