@@ -191,3 +191,15 @@ def test_cpu_norms_in_eval_mode_keep_gradients():
         got = mx.grad(lambda v, m=ours: (m(v) ** 3).sum())(x)
         want = mx.grad(lambda v, m=reference: (m(v) ** 3).sum())(x)
         np.testing.assert_allclose(np.array(got), np.array(want), atol=1e-4)
+
+
+def test_linear_with_the_bias_apart_equals_the_layer():
+    layer = nn.Linear(8, 5)
+    x = mx.array(np.random.default_rng(2).standard_normal((3, 8)).astype(np.float32))
+    np.testing.assert_allclose(
+        np.array(_layers.linear(layer, x, split_bias=True)), np.array(layer(x)), atol=1e-6
+    )
+    plain = nn.Linear(8, 5, bias=False)  # nothing to split
+    np.testing.assert_array_equal(
+        np.array(_layers.linear(plain, x, split_bias=True)), np.array(plain(x))
+    )
