@@ -61,8 +61,9 @@ class Packing:
         grid = np.full(self.batch * self.width, self.rows, dtype=np.int32)
         grid[rows[: self.tokens] * self.width + cols[: self.tokens]] = np.arange(self.tokens)
         self._output_grid = mx.array(grid)
-        # attention grid cell -> packed row; a padding cell reads row 0, a real token: its
-        # values only need to be finite (masked keys, query rows never read back)
+        # attention grid cell -> packed row. A padding cell reads packed row 0 (the first
+        # real token): its values only need to be finite, as masked keys and as query rows
+        # that are never read back.
         cells = np.zeros((self.batch, self.span), dtype=np.int64)
         cells[rows[: self.tokens], cols[: self.tokens]] = np.arange(self.tokens)
         self._cell_rows = cells
