@@ -210,7 +210,7 @@ def length_groups(lengths: Any, count: int, pair_cost: float = 0.0) -> list[np.n
     """
     lengths = np.asarray(lengths, dtype=np.float64)
     order = np.argsort(-lengths, kind="stable")
-    ranked = lengths[order]
+    ranked = lengths[order].tolist()  # Python floats: the greedy loop runs per forward
 
     def cuts_for(cap: float) -> list[int]:
         # Greedy runs under ``cap`` (a run's cost only grows as shorter rows join it).
@@ -223,8 +223,9 @@ def length_groups(lengths: Any, count: int, pair_cost: float = 0.0) -> list[np.n
         return cuts
 
     # The smallest cap that needs at most ``count`` runs, by bisection.
-    low = float(ranked.max() + pair_cost * ranked.max() ** 2) if ranked.size else 0.0
-    high = float(ranked.sum() + pair_cost * ranked.size * (ranked.max() ** 2 if ranked.size else 0))
+    longest = ranked[0] if ranked else 0.0
+    low = longest + pair_cost * longest**2
+    high = sum(ranked) + pair_cost * len(ranked) * longest**2
     for _ in range(48):
         middle = (low + high) / 2
         if len(cuts_for(middle)) < count:
@@ -254,9 +255,9 @@ def split_rows(
         return fn(*arrays)
     groups = length_groups(lengths, min(count, batch), pair_cost)
     order = np.concatenate(groups)
-    take = mx.array(order.astype(np.int32))
     grouped = [
-        None if a is None else a[order] if isinstance(a, np.ndarray) else a[take] for a in arrays
+        None if a is None else a[order if isinstance(a, np.ndarray) else mx.array(order)]
+        for a in arrays
     ]
     bounds = np.concatenate([[0], np.cumsum([len(g) for g in groups])])
     joined = _on_streams(

@@ -485,9 +485,9 @@ class CompiledForward:
         ``per_core=True`` with ``enabled=False``: the eager forward also runs one batch slice
         per core on a CPU with a few cores (:func:`mlxbert_core.parallel.split_call`), as the
         compiled one always does; elsewhere it is the plain eager forward. Encoders with a
-        packed forward (BERT, ModernBERT, NeoBERT) then compute a batch with padding on its real tokens only, the
-        rows dealt to the cores by token count (:attr:`packs_batches`); the padding's rows
-        of ``last_hidden_state`` are then zero."""
+        packed forward (BERT, ModernBERT, NeoBERT) then compute a batch with padding on its
+        real tokens only, the rows grouped by length per core (:attr:`packs_batches`); the
+        padding's rows of ``last_hidden_state`` are then zero."""
         self._forward_compiled = bool(enabled)
         self._check_mx_inputs = bool(check_mx_inputs)
         self._eager_per_core = bool(per_core) and not enabled
@@ -516,8 +516,9 @@ class CompiledForward:
     @property
     def packs_batches(self) -> bool:
         """Whether plain inference calls with padding run packed (:mod:`._packing`): the
-        real tokens only, the rows dealt to the cores by token count. On a CPU, in the
-        eager forward per core, for encoders that have a packed forward (BERT, ModernBERT, NeoBERT)."""
+        real tokens only, the rows grouped by length per core. On a CPU, in the eager
+        forward per core, for encoders that have a packed forward (BERT, ModernBERT,
+        NeoBERT)."""
         return (
             self._eager_per_core
             and not self.forward_compiled
