@@ -106,6 +106,9 @@ def main() -> None:
     ap.add_argument("--torch-python", default=None, help="an interpreter with torch and ST")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    sides = set(args.sides.split(","))
+    if not sides or not sides <= {"packed", "padded", "sorted"}:
+        ap.error(f"--sides takes packed, padded and sorted, comma-separated; got {args.sides!r}")
 
     texts = sentences()
     shuffled = texts[:]
@@ -121,7 +124,6 @@ def main() -> None:
     for size in (int(b) for b in args.batch.split(",")):
         cut = [shuffled[i : i + size] for i in range(0, len(shuffled), size)]
         row: dict = {}
-        sides = set(args.sides.split(","))
         if "packed" in sides:
             model.compile_forward(False, per_core=True)
             row["packed"] = measure(model, tokenizer, cut, args.rounds)

@@ -243,12 +243,11 @@ def split_rows(
     pair_cost: float = 0.0,
 ) -> tuple:
     """``fn(*arrays)`` for batch-first ``arrays`` (MLX or NumPy; None entries passed
-    through) and a function
-    returning a tuple of batch-first arrays, with the rows in one group per core of similar
-    ``lengths`` (real tokens per row) and near-equal cost (:func:`length_groups`) rather
-    than cut into equal slices: for work that grows with the real tokens, not the row
-    count. Outputs come back in the input's row order, evaluated. The plain call where
-    :func:`split_call` makes one."""
+    through) and a function returning a tuple of batch-first arrays, with the rows in one
+    group per core of similar ``lengths`` (real tokens per row) and near-equal cost
+    (:func:`length_groups`) rather than cut into equal slices: for work that grows with the
+    real tokens, not the row count. Outputs come back in the input's row order, evaluated.
+    The plain call where :func:`split_call` makes one."""
     count = default_streams()
     batch = len(lengths)
     if _depth() or count <= 1 or batch <= 1 or mx.default_device().type != mx.DeviceType.cpu:
