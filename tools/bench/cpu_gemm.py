@@ -68,11 +68,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    try:
+        row_counts = [int(r) for r in args.rows.split(",")]
+    except ValueError:
+        ap.error(f"--rows takes row counts, comma-separated; got {args.rows!r}")
+    if min(row_counts) < 1 or args.repeats < 1:
+        ap.error("--rows and --repeats must be positive")
     mx.set_default_device(mx.cpu)
     mlxbert_core.runtime.set_blas_threads(1)
     report: dict = {"runtime": mlxbert_core.runtime_info(), "load_before": os.getloadavg()}
     rows_out = []
-    for rows in (int(r) for r in args.rows.split(",")):
+    for rows in row_counts:
         for k, n in SHAPES:
             row = measure_shape(rows, k, n, args.repeats)
             rows_out.append(row)
